@@ -1,0 +1,23 @@
+# One static library per src/ folder; sources are globbed so adding a file needs no CMake edit.
+function(sluice_library name dir)
+  cmake_parse_arguments(A "" "" "DEPS" ${ARGN})
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${dir}/*.cc)
+  add_library(${name} STATIC ${srcs})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name} PUBLIC ${A_DEPS})
+endfunction()
+
+# One GoogleTest binary per tests/unit/<folder>.
+function(sluice_unit_tests folder)
+  cmake_parse_arguments(A "" "" "DEPS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${folder}/*_test.cc)
+  if(NOT srcs)
+    return()
+  endif()
+  set(t unit_${folder})
+  add_executable(${t} ${srcs})
+  target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+  target_link_libraries(${t} PRIVATE ${A_DEPS} GTest::gmock GTest::gtest_main)
+  target_compile_definitions(${t} PRIVATE SLUICE_TEST_DATA="${PROJECT_SOURCE_DIR}/tests/data")
+  gtest_discover_tests(${t} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60)
+endfunction()
