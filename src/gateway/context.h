@@ -1,0 +1,50 @@
+// gateway/: the request pipeline. The only folder that knows codecs, LLM
+// logic, upstreams, policy and observability together.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gateway/settings.h"
+#include "http/exchange.h"
+#include "llm/request_inspector.h"
+#include "llm/usage.h"
+
+namespace sluice::gateway {
+
+class WorkerContext;
+
+// Everything one request accumulates on its way through the stages.
+struct RequestContext {
+  RequestContext(http::Exchange& e, WorkerContext* wc, std::shared_ptr<const Settings> s)
+      : ex(e), w(wc), settings(std::move(s)) {}
+
+  http::Exchange& ex;
+  WorkerContext* w;  // null in stage unit tests
+  std::shared_ptr<const Settings> settings;  // the snapshot this request started with
+
+  std::string request_id;
+  std::string body;
+  bool body_read = false;
+  llm::ApiKind kind = llm::ApiKind::kOther;
+  llm::RequestInfo info;
+  const ModelRoute* route = nullptr;
+  bool strip_usage_chunk = false;  // the gateway asked upstream for usage the client did not want
+
+  // Outcome, filled by the stage that answers or by the forwarder.
+  int status = 0;
+  std::string error_code;  // empty on success
+  llm::Usage usage;
+  bool usage_estimated = false;
+  int64_t ttft_ns = -1;          // request start -> first body byte to the client
+  int64_t upstream_wait_ns = 0;  // time spent waiting on the upstream
+  int64_t events = 0;            // SSE events forwarded
+  std::string upstream_name;
+  std::string endpoint;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,384 @@
+// The forwarder: connect (with failover before anything reached the client),
+// send the request, stream the answer back event by event, account usage.
+#include <algorithm>
+#include <array>
+
+#include "core/clock.h"
+#include "gateway/worker_context.h"
+#include "http/error_body.h"
+#include "llm/sse_scanner.h"
+#include "llm/token_estimate.h"
+#include "llm/usage.h"
+#include "net/deadline.h"
+
+namespace sluice::gateway {
+
+namespace asio = boost::asio;
+using upstream::Connection;
+using upstream::EndpointPool;
+
+namespace {
+
+constexpr size_t kMaxUsageBody = 4u << 20;  // non-streaming bodies kept for usage extraction
+constexpr int kMaxAttempts = 3;
+
+bool token_in_list(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (http::iequals(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// Client request headers the gateway never forwards: framing and hop-by-hop,
+// the client's credentials for the gateway, and what the gateway sets itself.
+bool drop_request_header(std::string_view name, std::string_view connection_tokens) {
+  if (http::is_hop_by_hop(name)) return true;
+  static constexpr std::string_view kDrop[] = {"host", "content-length", "authorization", "x-api-key",
+                                               "x-request-id", "expect", "accept-encoding"};
+  for (auto d : kDrop)
+    if (http::iequals(name, d)) return true;
+  return !connection_tokens.empty() && token_in_list(connection_tokens, name);
+}
+
+bool drop_response_header(std::string_view name, std::string_view connection_tokens) {
+  if (http::is_hop_by_hop(name) || http::iequals(name, "content-length") || http::iequals(name, "x-request-id"))
+    return true;
+  return !connection_tokens.empty() && token_in_list(connection_tokens, name);
+}
+
+std::string build_request_head(const RequestContext& rc, const Upstream& up, const upstream::Target& t) {
+  const auto& req = rc.ex.request();
+  std::string h;
+  h.reserve(512);
+  h.append(req.method).append(" ").append(t.path_prefix).append(req.target).append(" HTTP/1.1\r\nhost: ");
+  h.append(t.host_header).append("\r\n");
+  std::string_view conn_tokens = req.find("connection");
+  for (const auto& f : req.headers) {
+    if (drop_request_header(f.name, conn_tokens)) continue;
+    h.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  if (!up.api_key.empty()) h.append("authorization: Bearer ").append(up.api_key).append("\r\n");
+  for (const auto& [k, v] : up.headers) h.append(k).append(": ").append(v).append("\r\n");
+  h.append("x-request-id: ").append(rc.request_id).append("\r\n");
+  if (!rc.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH")
+    h.append("content-length: ").append(std::to_string(rc.body.size())).append("\r\n");
+  h.append("\r\n");
+  return h;
+}
+
+// Deadlines of one upstream exchange. Expiry closes the connection, which
+// fails whatever is pending; `fired` says which limit it was.
+class UpstreamTimer {
+ public:
+  UpstreamTimer(asio::any_io_executor ex, const Timeouts& t)
+      : t_(t),
+        total_at_(SteadyClock::mono_ns() + t.total.count() * 1'000'000),
+        deadline_(std::move(ex), [this] { expire(); }) {}
+
+  void watch(Connection* c) { conn_ = c; }
+  void phase(const char* name, int64_t ms) {
+    phase_ = name;
+    deadline_.arm_at(std::min(total_at_, SteadyClock::mono_ns() + ms * 1'000'000));
+  }
+  void stop() { deadline_.disarm(); }
+  const char* fired() const { return fired_; }
+
+ private:
+  void expire() {
+    fired_ = SteadyClock::mono_ns() >= total_at_ ? "total" : phase_;
+    if (conn_) conn_->close();
+  }
+  const Timeouts& t_;
+  int64_t total_at_;
+  const char* phase_ = "connect";
+  const char* fired_ = nullptr;
+  Connection* conn_ = nullptr;
+  net::Deadline deadline_;
+};
+
+struct Attempt {
+  std::unique_ptr<Connection> conn;
+  EndpointPool* pool = nullptr;
+};
+
+std::string sse_error_event(std::string_view message, std::string_view code) {
+  std::string e = "data: ";
+  std::string body = http::error_body(message, "server_error", code);
+  if (!body.empty() && body.back() == '\n') body.pop_back();
+  e += body;
+  e += "\n\n";
+  return e;
+}
+
+}  // namespace
+
+asio::awaitable<void> forward(RequestContext& rc) {
+  WorkerContext& w = *rc.w;
+  const size_t u = rc.route->upstream;
+  const Upstream& up = rc.settings->upstreams[u];
+  const Timeouts& to = rc.route->timeouts;
+  rc.upstream_name = up.name;
+  http::Exchange& ex = rc.ex;
+
+  UpstreamTimer timer(ex.executor(), to);
+  Attempt cur;
+  // The client vanishing closes the upstream connection at once.
+  Connection* live = nullptr;
+  ex.set_abort_hook([&live] {
+    if (live) live->close();
+  });
+  struct HookGuard {
+    http::Exchange& ex;
+    ~HookGuard() { ex.set_abort_hook(nullptr); }
+  } hook_guard{ex};
+
+  auto fail_before_response = [&](int status, std::string code, std::string message) -> asio::awaitable<void> {
+    rc.status = status;
+    rc.error_code = code;
+    w.metrics.counter(w.fam.rejected, {code}).inc();
+    if (ex.aborted()) {
+      rc.status = 499;
+      co_return;
+    }
+    std::string body = http::error_body(message, http::error_type_for_status(status), code);
+    std::array<http::Header, 2> hs{{{"content-type", "application/json"}, {"x-request-id", rc.request_id}}};
+    rc.bytes_out = body.size();
+    (void)co_await ex.respond(status, hs, body);
+  };
+
+  std::string head;
+  const upstream::Target* head_for = nullptr;
+  std::vector<int> tried;
+  int stale_retries = 0;
+  const int64_t t_start = SteadyClock::mono_ns();
+  std::string last_error = "no endpoint";
+  bool got_head = false;
+  const int attempts = std::min<int>(kMaxAttempts, static_cast<int>(w.pool_views[u].size()) + 1);
+
+  for (int attempt = 0; attempt < attempts && !got_head && !ex.aborted(); ++attempt) {
+    int idx = upstream::pick_endpoint(w.pool_views[u], SteadyClock::mono_ns(), w.rr[u], tried);
+    if (idx < 0) break;
+    EndpointPool* pool = w.pools[u][idx].get();
+    if (head_for != &pool->target()) {
+      head = build_request_head(rc, up, pool->target());
+      head_for = &pool->target();
+    }
+    rc.endpoint = pool->target().host_header;
+    bool reused = false;
+    cur.conn = pool->take_idle();
+    cur.pool = pool;
+    if (cur.conn) {
+      reused = true;
+    } else {
+      cur.conn = pool->create();
+      live = cur.conn.get();
+      timer.watch(live);
+      timer.phase("connect", to.connect.count());
+      auto ep = co_await pool->resolve();
+      // (No co_await inside ?: — GCC 12 miscompiles temporaries there.)
+      Status cs = ep.has_value() ? Status::ok() : ep.status();
+      if (cs) cs = co_await cur.conn->connect(*ep);
+      if (!cs) {
+        live = nullptr;
+        last_error = timer.fired() ? std::string("connect timeout") : cs.message();
+        w.metrics.counter(w.fam.upstream_errors, {up.name, timer.fired() ? "connect_timeout" : "connect"}).inc();
+        pool->health().failure(SteadyClock::mono_ns());
+        tried.push_back(idx);
+        if (timer.fired() && std::string_view(timer.fired()) == "total") break;
+        continue;
+      }
+      pool->health().success();
+    }
+    live = cur.conn.get();
+    timer.watch(live);
+    ++pool->in_flight;
+    timer.phase("ttft", to.ttft.count());
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(rc.body)};
+    Status s = co_await cur.conn->write(bufs);
+    if (s) s = co_await cur.conn->read_head(ex.request().method == "HEAD");
+    if (!s) {
+      --pool->in_flight;
+      live = nullptr;
+      if (reused && !timer.fired() && !ex.aborted() && s.code() == Errc::kClosed && stale_retries++ < 4) {
+        // A pooled connection the upstream had already closed: nothing was
+        // processed, so try again without counting it as a failure.
+        --attempt;
+        continue;
+      }
+      last_error = s.message();
+      if (timer.fired()) break;  // the time to first byte is spent: no failover
+      w.metrics.counter(w.fam.upstream_errors, {up.name, s.code() == Errc::kInvalid ? "bad_response" : "reset"}).inc();
+      tried.push_back(idx);
+      continue;
+    }
+    got_head = true;
+  }
+  rc.upstream_wait_ns += SteadyClock::mono_ns() - t_start;
+
+  if (!got_head) {
+    timer.stop();
+    if (ex.aborted()) {
+      rc.status = 499;
+      rc.error_code = "client_closed";
+      w.metrics.counter(w.fam.client_aborts).inc();
+      co_return;
+    }
+    if (const char* f = timer.fired()) {
+      std::string kind = std::string(f) == "connect" ? "connect" : std::string(f) == "total" ? "total" : "ttft";
+      w.metrics.counter(w.fam.timeouts, {kind}).inc();
+      w.metrics.counter(w.fam.upstream_errors, {up.name, kind + "_timeout"}).inc();
+      co_await fail_before_response(504, "upstream_timeout",
+                                    "the upstream did not answer in time (" + kind + " timeout)");
+    } else {
+      co_await fail_before_response(502, "upstream_unavailable", "upstream " + up.name + " failed: " + last_error);
+    }
+    co_return;
+  }
+
+  // ---- The response head.
+  Connection& conn = *cur.conn;
+  EndpointPool* pool = cur.pool;
+  const auto& uh = conn.head();
+  const bool sse = uh.find("content-type").substr(0, 17) == "text/event-stream";
+  std::vector<http::Header> out_headers;
+  out_headers.reserve(uh.headers.size() + 1);
+  std::string_view conn_tokens = uh.find("connection");
+  for (const auto& f : uh.headers)
+    if (!drop_response_header(f.name, conn_tokens)) out_headers.push_back(f);
+  out_headers.push_back({"x-request-id", rc.request_id});
+  std::optional<uint64_t> length;
+  if (!sse && !uh.chunked && uh.content_length) length = uh.content_length;
+  rc.status = uh.status;
+  (void)co_await ex.send_head(uh.status, out_headers, length);
+  // Headers go out now for streams, so clients see the response start even
+  // before the first token; otherwise they travel with the first body bytes.
+  if (sse && !conn.body_buffered()) (void)co_await ex.write({});
+
+  // ---- The body.
+  llm::SseScanner scanner;
+  std::string out;
+  std::string json_body;  // non-streaming: kept for usage extraction
+  bool json_too_big = false;
+  int64_t content_pieces = 0;
+  int64_t last_event_ns = 0;
+  bool first_piece = true;
+  std::string failure;  // why the body did not complete
+  bool client_gone = false;
+
+  for (;;) {
+    timer.phase(first_piece ? "ttft" : "idle", first_piece ? to.ttft.count() : to.idle.count());
+    const int64_t t0 = SteadyClock::mono_ns();
+    auto piece = co_await conn.read_body();
+    const int64_t t1 = SteadyClock::mono_ns();
+    rc.upstream_wait_ns += t1 - t0;
+    if (!piece) {
+      failure = piece.status().message();
+      break;
+    }
+    if (piece->empty()) break;  // end of body
+    std::string_view data = *piece;
+    std::string_view to_send = data;
+    if (sse) {
+      out.clear();
+      Status fs = scanner.feed(data, [&](const llm::SseEvent& ev) {
+        if (!ev.done && !ev.data.empty()) {
+          auto facts = llm::inspect_stream_chunk(ev.data);
+          content_pieces += facts.content_pieces;
+          if (facts.usage) {
+            // OpenAI sends usage once; Anthropic in two parts: keep what each reports.
+            if (facts.usage->prompt_tokens >= 0) rc.usage.prompt_tokens = facts.usage->prompt_tokens;
+            if (facts.usage->completion_tokens >= 0) rc.usage.completion_tokens = facts.usage->completion_tokens;
+            if (facts.usage->total_tokens >= 0) rc.usage.total_tokens = facts.usage->total_tokens;
+          }
+          if (rc.strip_usage_chunk && facts.usage_only) {
+            w.metrics.counter(w.fam.usage_stripped).inc();
+            return;
+          }
+        }
+        out.append(ev.raw);
+        ++rc.events;
+      });
+      if (!fs) {
+        failure = "upstream sent an oversized SSE event";
+        break;
+      }
+      to_send = out;
+    } else if (!json_too_big) {
+      if (json_body.size() + data.size() <= kMaxUsageBody) json_body.append(data);
+      else json_too_big = true;
+    }
+    if (to_send.empty()) continue;
+    if (first_piece) {
+      first_piece = false;
+      rc.ttft_ns = t1 - ex.start_ns();
+    } else if (sse) {
+      w.metrics.histogram(w.fam.inter_event).observe(static_cast<double>(t1 - last_event_ns) / 1e9);
+    }
+    last_event_ns = t1;
+    Status ws = co_await ex.write(to_send);
+    if (!ws) {
+      client_gone = true;
+      failure = ws.code() == Errc::kTimeout ? "client_stall" : "client_closed";
+      break;
+    }
+  }
+  timer.stop();
+  --pool->in_flight;
+  live = nullptr;
+  if (sse) w.metrics.counter(w.fam.stream_events).inc(rc.events);
+
+  // ---- Usage: from the upstream, else estimated.
+  if (!sse && !json_body.empty()) {
+    if (auto us = llm::extract_usage(json_body)) rc.usage = *us;
+  }
+  if (rc.usage.prompt_tokens < 0 && rc.usage.completion_tokens < 0) {
+    rc.usage_estimated = true;
+    rc.usage.prompt_tokens = rc.info.estimated_prompt_tokens;
+    rc.usage.completion_tokens = sse ? content_pieces : 0;
+    rc.usage.total_tokens = rc.usage.prompt_tokens + rc.usage.completion_tokens;
+  }
+
+  if (failure.empty() && !ex.aborted()) {
+    if (sse && scanner.pending_bytes() > 0) {
+      std::string tail(scanner.take_pending());  // an unterminated last event: pass it on as sent
+      (void)co_await ex.write(tail);
+    }
+    Status fs = co_await ex.finish();
+    if (!fs) client_gone = true;
+    if (fs && conn.reusable()) pool->give_back(std::move(cur.conn));
+    if (!client_gone) co_return;
+  }
+
+  // ---- The response did not complete.
+  if (client_gone || ex.aborted()) {
+    w.metrics.counter(w.fam.client_aborts).inc();
+    if (failure == "client_stall") w.metrics.counter(w.fam.timeouts, {"client_stall"}).inc();
+    rc.error_code = failure.empty() ? "client_closed" : failure;
+    co_return;
+  }
+  std::string code = "upstream_reset";
+  std::string message = "the upstream connection failed mid-response: " + failure;
+  if (const char* f = timer.fired()) {
+    std::string kind = std::string(f) == "total" ? "total" : first_piece ? "ttft" : "idle";
+    w.metrics.counter(w.fam.timeouts, {kind}).inc();
+    code = "upstream_timeout";
+    message = "the upstream stalled (" + kind + " timeout)";
+  }
+  w.metrics.counter(w.fam.upstream_errors, {up.name, code == "upstream_timeout" ? "timeout" : "reset"}).inc();
+  rc.error_code = code;
+  if (sse) {
+    // End the stream cleanly with a final error event the client can read.
+    std::string ev = sse_error_event(message, code);
+    if (co_await ex.write(ev)) (void)co_await ex.finish();
+  } else {
+    ex.reset();  // a truncated plain body must not look complete
+  }
+}
+
+}  // namespace sluice::gateway

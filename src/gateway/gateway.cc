@@ -1,0 +1,247 @@
+#include "gateway/gateway.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "core/clock.h"
+#include "http/error_body.h"
+#include "net/listener.h"
+
+namespace sluice::gateway {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(kNoThrow);
+}
+
+asio::awaitable<void> flush_log_periodically(obs::AccessLogBuffer* log) {
+  for (;;) {
+    co_await sleep_for(200ms);
+    log->maybe_flush(SteadyClock::mono_ns());
+  }
+}
+
+asio::awaitable<void> call_admin(Gateway* g, http::Exchange& ex);
+
+std::string host_header(const std::string& host, uint16_t port, bool tls) {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
+  return h;
+}
+
+}  // namespace
+
+Gateway::Gateway(std::shared_ptr<const Settings> settings, GatewayOptions options)
+    : settings_(std::move(settings)), options_(std::move(options)), workers_(settings_->server.workers) {
+  fam_ = std::make_unique<GatewayMetrics>(registry_);
+}
+
+Gateway::~Gateway() {
+  workers_.stop();
+  workers_.join();
+}
+
+Status Gateway::start() {
+  const Settings& s = *settings_;
+  std::vector<asio::io_context*> ctxs;
+  for (size_t i = 0; i < workers_.size(); ++i) ctxs.push_back(&workers_.at(i).ctx());
+
+  auto log = obs::AccessLog::open(s.server.access_log);
+  if (!log) return log.status();
+  access_log_ = std::move(*log);
+
+  // The embedded mock model, when a configuration uses it.
+  bool wants_mock = false;
+  for (const auto& u : s.upstreams)
+    for (const auto& e : u.endpoints) wants_mock = wants_mock || e.builtin_mock;
+  if (wants_mock) {
+    if (!options_.builtin_backend) return Status(Errc::kInvalid, "builtin:mock is not available in this build");
+    auto m = http::HttpListener::open(ctxs, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    if (!m) return m.status();
+    mock_ = std::move(*m);
+    mock_opts_.idle_timeout_ms = 300'000;
+    mock_opts_.write_stall_ms = 300'000;
+  }
+
+  // Upstream state shared by the workers.
+  for (const auto& u : s.upstreams) {
+    bool tls = false;
+    for (const auto& e : u.endpoints) tls = tls || e.tls;
+    std::shared_ptr<asio::ssl::context> ctx;
+    if (tls) {
+      auto c = upstream::make_client_tls_context(u.tls.verify, u.tls.ca_file);
+      if (!c) return Status(Errc::kInvalid, "upstream " + u.name + ": " + c.status().message());
+      ctx = *c;
+    }
+    shared_.tls.push_back(ctx);
+    shared_.health.emplace_back();
+    shared_.targets.emplace_back();
+    for (const auto& e : u.endpoints) {
+      upstream::Target t;
+      if (e.builtin_mock) {
+        t.host = "127.0.0.1";
+        t.port = mock_->port();
+      } else {
+        t.host = e.host;
+        t.port = e.port;
+        t.tls = e.tls;
+        t.sni = u.tls.sni.empty() ? e.host : u.tls.sni;
+        t.path_prefix = e.path_prefix;
+      }
+      t.host_header = host_header(t.host, t.port, t.tls);
+      shared_.targets.back().push_back(std::move(t));
+      shared_.health.back().push_back(std::make_unique<upstream::Health>());
+    }
+  }
+
+  auto ep = net::parse_listen_address(s.server.listen);
+  if (!ep) return ep.status();
+  auto api = http::HttpListener::open(ctxs, *ep);
+  if (!api) return api.status();
+  api_ = std::move(*api);
+
+  auto admin_ep = net::parse_listen_address(s.server.admin_listen);
+  if (!admin_ep) return admin_ep.status();
+  auto admin = http::HttpListener::open({&main_ctx_}, *admin_ep);
+  if (!admin) return admin.status();
+  admin_ = std::move(*admin);
+
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    auto& ctx = workers_.at(i).ctx();
+    obs::AccessLogBuffer* buf = access_log_->enabled() ? &access_log_->add_buffer() : nullptr;
+    contexts_.push_back(
+        std::make_unique<WorkerContext>(ctx, settings_, shared_, registry_.add_shard(), *fam_, buf));
+    WorkerContext& w = *contexts_.back();
+    api_->start(i, {&w.handler, &w.server_opts, &w, &w.connections});
+    if (mock_) {
+      mock_connections_.push_back(std::make_unique<http::h1::ConnectionSet>());
+      mock_->start(i, {&options_.builtin_backend, &mock_opts_, nullptr, mock_connections_.back().get()});
+    }
+    if (buf) asio::co_spawn(ctx, flush_log_periodically(buf), asio::detached);
+  }
+
+  admin_opts_.idle_timeout_ms = 30'000;
+  admin_handler_ = [this](http::Exchange& ex) { return call_admin(this, ex); };
+  admin_->start(0, {&admin_handler_, &admin_opts_, nullptr, &admin_connections_});
+
+  workers_.start();
+  started_ = true;
+  if (!options_.port_file.empty()) {
+    Status ps = write_port_file();
+    if (!ps) return ps;
+  }
+  std::fprintf(stderr, "sluice: listening on %s (port %u), admin on port %u, %zu workers, config %s\n",
+               s.server.listen.c_str(), api_port(), admin_port(), workers_.size(), s.source.c_str());
+  return Status::ok();
+}
+
+Status Gateway::write_port_file() const {
+  std::string tmp = options_.port_file + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << "{\"api\":" << api_port() << ",\"admin\":" << admin_port() << "}\n";
+    if (!f) return Status(Errc::kIo, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0)
+    return Status(Errc::kIo, "cannot write " + options_.port_file);
+  return Status::ok();
+}
+
+bool Gateway::ready() const {
+  if (!started_ || draining_) return false;
+  const int64_t now = SteadyClock::mono_ns();
+  for (const auto& per_upstream : shared_.health)
+    for (const auto& h : per_upstream)
+      if (h->up(now)) return true;
+  return false;
+}
+
+namespace {
+
+asio::awaitable<void> drain_worker(WorkerContext* w, http::HttpListener* api, size_t i,
+                                   std::atomic<size_t>* drained) {
+  w->draining = true;
+  api->close(i);
+  w->connections.drain_all();
+  while (w->connections.size() > 0) co_await sleep_for(20ms);
+  drained->fetch_add(1);
+}
+
+asio::awaitable<void> call_admin(Gateway* g, http::Exchange& ex) {
+  // A named coroutine, so no capturing lambda coroutine is ever created.
+  co_await g->admin_handle(ex);
+}
+
+asio::awaitable<void> wait_for_signal_then_drain(asio::io_context* ctx, Gateway* g, std::atomic<bool>* draining,
+                                                 std::atomic<size_t>* drained, size_t workers,
+                                                 std::chrono::milliseconds deadline,
+                                                 std::function<void()> begin) {
+  asio::signal_set signals(*ctx, SIGINT, SIGTERM);
+  auto [ec, sig] = co_await signals.async_wait(kNoThrow);
+  std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig, static_cast<long long>(deadline.count()));
+  begin();
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (drained->load() < workers && std::chrono::steady_clock::now() < until) co_await sleep_for(20ms);
+  if (drained->load() < workers) std::fprintf(stderr, "sluice: drain deadline reached; closing remaining streams\n");
+  ctx->stop();
+}
+
+}  // namespace
+
+void Gateway::begin_drain() {
+  if (draining_.exchange(true)) return;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    asio::co_spawn(workers_.at(i).ctx(), drain_worker(contexts_[i].get(), api_.get(), i, &drained_workers_),
+                   asio::detached);
+  }
+  admin_connections_.drain_all();
+}
+
+int Gateway::run() {
+  asio::co_spawn(main_ctx_,
+                 wait_for_signal_then_drain(&main_ctx_, this, &draining_, &drained_workers_, workers_.size(),
+                                            settings_->server.drain_timeout, [this] { begin_drain(); }),
+                 asio::detached);
+  main_ctx_.run();
+  workers_.stop();
+  workers_.join();
+  if (access_log_) access_log_->flush_all_and_stop();
+  std::fprintf(stderr, "sluice: stopped\n");
+  return 0;
+}
+
+asio::awaitable<void> Gateway::admin_handle(http::Exchange& ex) {
+  std::string_view path = ex.request().path();
+  std::array<http::Header, 1> json{{{"content-type", "application/json"}}};
+  if (path == "/healthz") {
+    (void)co_await ex.respond(200, json, "{\"status\":\"ok\"}\n");
+  } else if (path == "/readyz") {
+    bool ok = ready();
+    (void)co_await ex.respond(ok ? 200 : 503, json,
+                              ok ? "{\"status\":\"ready\"}\n"
+                                 : (draining_ ? "{\"status\":\"draining\"}\n" : "{\"status\":\"no healthy upstream\"}\n"));
+  } else if (path == "/metrics") {
+    std::string body = registry_.render_prometheus();
+    body += obs::render_process_metrics();
+    std::array<http::Header, 1> text{{{"content-type", "text/plain; version=0.0.4; charset=utf-8"}}};
+    (void)co_await ex.respond(200, text, body);
+  } else {
+    (void)co_await ex.respond(404, json, http::error_body("unknown admin path", "invalid_request_error", "not_found"));
+  }
+}
+
+}  // namespace sluice::gateway

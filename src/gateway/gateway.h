@@ -1,0 +1,75 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "core/status.h"
+#include "gateway/settings.h"
+#include "gateway/worker_context.h"
+#include "http/exchange.h"
+#include "http/listener.h"
+#include "net/worker_pool.h"
+#include "obs/access_log.h"
+#include "obs/metrics.h"
+
+namespace sluice::gateway {
+
+struct GatewayOptions {
+  // Serves endpoints written "builtin:mock" (the embedded mock model). It is
+  // called on every worker thread: it must be safe to share.
+  http::Handler builtin_backend;
+  // When set, {"api":PORT,"admin":PORT} is written here once listening (tests bind port 0).
+  std::string port_file;
+};
+
+// The whole process: workers with their listeners, the admin endpoint, the
+// embedded mock, graceful drain on SIGTERM/SIGINT.
+class Gateway {
+ public:
+  Gateway(std::shared_ptr<const Settings> settings, GatewayOptions options);
+  ~Gateway();
+
+  // Binds every listener and starts the workers. Errors (a port in use, a bad
+  // trust store) come back as a Status before anything runs.
+  Status start();
+  // Runs the admin endpoint and waits for a signal; drains; returns the exit code.
+  int run();
+
+  uint16_t api_port() const { return api_ ? api_->port() : 0; }
+  uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
+  bool ready() const;
+  // /healthz, /readyz, /metrics.
+  boost::asio::awaitable<void> admin_handle(http::Exchange& ex);
+
+ private:
+  void begin_drain();
+  Status write_port_file() const;
+
+  std::shared_ptr<const Settings> settings_;
+  GatewayOptions options_;
+  obs::Registry registry_;
+  std::unique_ptr<GatewayMetrics> fam_;
+  std::unique_ptr<obs::AccessLog> access_log_;
+  net::WorkerPool workers_;
+  SharedUpstreams shared_;
+  std::vector<std::unique_ptr<WorkerContext>> contexts_;
+  std::unique_ptr<http::HttpListener> api_;
+  std::unique_ptr<http::HttpListener> mock_;
+  std::vector<std::unique_ptr<http::h1::ConnectionSet>> mock_connections_;
+  http::h1::ServerOptions mock_opts_;
+
+  boost::asio::io_context main_ctx_{1};
+  std::unique_ptr<http::HttpListener> admin_;
+  http::h1::ConnectionSet admin_connections_;
+  http::h1::ServerOptions admin_opts_;
+  http::Handler admin_handler_;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<size_t> drained_workers_{0};
+};
+
+}  // namespace sluice::gateway

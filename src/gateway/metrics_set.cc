@@ -1,0 +1,31 @@
+#include "gateway/metrics_set.h"
+
+namespace sluice::gateway {
+
+GatewayMetrics::GatewayMetrics(obs::Registry& r)
+    : requests(r.counter("sluice_requests_total", "Requests answered, by model and HTTP status.", {"model", "status"})),
+      duration(r.histogram("sluice_request_duration_seconds", "Time from request head to the end of the response.",
+                           obs::latency_buckets(), {"model"})),
+      ttft(r.histogram("sluice_ttft_seconds", "Time from request head to the first response body byte sent to the client.",
+                       obs::latency_buckets(), {"model"})),
+      overhead(r.histogram("sluice_gateway_overhead_seconds",
+                           "Request duration minus the time spent waiting on the upstream.", obs::latency_buckets())),
+      inter_event(r.histogram("sluice_stream_inter_event_seconds", "Gap between SSE events forwarded to a client.",
+                              obs::latency_buckets())),
+      tokens(r.counter("sluice_tokens_total", "Tokens accounted, by model and direction (input|output).",
+                       {"model", "direction"})),
+      usage_source(r.counter("sluice_usage_source_total",
+                             "Requests whose token usage came from the upstream or was estimated.", {"source"})),
+      stream_events(r.counter("sluice_stream_events_total", "SSE events forwarded to clients.")),
+      usage_stripped(r.counter("sluice_stream_usage_chunks_stripped_total",
+                               "Usage-only chunks requested by the gateway and withheld from the client.")),
+      connections(r.gauge("sluice_active_connections", "Open client connections.")),
+      streams(r.gauge("sluice_active_requests", "Requests in progress.")),
+      upstream_errors(r.counter("sluice_upstream_errors_total", "Upstream failures by upstream and kind.",
+                                {"upstream", "kind"})),
+      rejected(r.counter("sluice_rejected_requests_total", "Requests answered locally with an error, by reason.",
+                         {"reason"})),
+      timeouts(r.counter("sluice_timeouts_total", "Timeouts by kind.", {"kind"})),
+      client_aborts(r.counter("sluice_client_aborts_total", "Clients that went away before their response ended.")) {}
+
+}  // namespace sluice::gateway

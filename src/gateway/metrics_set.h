@@ -1,0 +1,28 @@
+#pragma once
+
+#include "obs/metrics.h"
+
+namespace sluice::gateway {
+
+// The gateway's metric families, declared once at start-up.
+struct GatewayMetrics {
+  explicit GatewayMetrics(obs::Registry& r);
+
+  obs::CounterFamily requests;         // {model, status}
+  obs::HistogramFamily duration;       // {model}
+  obs::HistogramFamily ttft;           // {model}: request start -> first body byte to the client
+  obs::HistogramFamily overhead;       // total minus time waiting on the upstream
+  obs::HistogramFamily inter_event;    // gap between forwarded SSE events
+  obs::CounterFamily tokens;           // {model, direction}
+  obs::CounterFamily usage_source;     // {source}: upstream | estimated
+  obs::CounterFamily stream_events;    // SSE events forwarded
+  obs::CounterFamily usage_stripped;   // usage-only chunks the client did not ask for
+  obs::GaugeFamily connections;        // open client connections
+  obs::GaugeFamily streams;            // exchanges in progress
+  obs::CounterFamily upstream_errors;  // {upstream, kind}
+  obs::CounterFamily rejected;         // {reason}: local error replies and codec rejections
+  obs::CounterFamily timeouts;         // {kind}
+  obs::CounterFamily client_aborts;    // client went away before the response ended
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,159 @@
+#include <random>
+
+#include "gateway/stage.h"
+#include "http/error_body.h"
+#include "llm/request_inspector.h"
+#include "obs/json_escape.h"
+
+namespace sluice::gateway {
+
+boost::asio::awaitable<StageResult> Stage::resume(RequestContext&) { co_return StageResult::next(); }
+
+namespace {
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (unsigned char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  uint64_t a = rng(), b = rng();
+  for (int i = 0; i < 16; ++i) {
+    id[i] = kHex[(a >> (i * 4)) & 15];
+    id[16 + i] = kHex[(b >> (i * 4)) & 15];
+  }
+  return id;
+}
+
+std::string models_list(const Settings& s) {
+  std::string out = "{\"object\":\"list\",\"data\":[";
+  bool first = true;
+  auto add = [&](const std::string& id) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"id\":\"";
+    obs::json_escape_append(out, id);
+    out += "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"sluice\"}";
+  };
+  for (const auto& m : s.models) {
+    if (m.name == "*") continue;
+    add(m.name);
+    for (const auto& a : m.aliases) add(a);
+  }
+  out += "]}";
+  return out;
+}
+
+class AdmitStage final : public Stage {
+ public:
+  explicit AdmitStage(const bool* draining) : draining_(draining) {}
+  std::string_view name() const override { return "admit"; }
+  StageResult process(RequestContext&) override {
+    if (draining_ && *draining_)
+      return StageResult::error(503, "server_shutting_down", "the gateway is shutting down; retry elsewhere");
+    return StageResult::next();
+  }
+
+ private:
+  const bool* draining_;
+};
+
+class ValidateStage final : public Stage {
+ public:
+  std::string_view name() const override { return "validate"; }
+  StageResult process(RequestContext& rc) override {
+    const auto& req = rc.ex.request();
+    std::string_view id = req.find("x-request-id");
+    rc.request_id = valid_request_id(id) ? std::string(id) : new_request_id();
+
+    std::string_view path = req.path();
+    if (path.substr(0, 4) != "/v1/")
+      return StageResult::error(404, "not_found", "unknown path; the API lives under /v1/");
+    rc.kind = llm::api_kind_for_path(path);
+    if (path == "/v1/models") {
+      if (req.method != "GET") return StageResult::error(405, "method_not_allowed", "use GET for /v1/models");
+      return StageResult::reply(200, models_list(*rc.settings));
+    }
+    if (rc.kind != llm::ApiKind::kOther && req.method != "POST")
+      return StageResult::error(405, "method_not_allowed", "use POST for " + std::string(path));
+    return StageResult::next();
+  }
+};
+
+class InspectStage final : public Stage {
+ public:
+  std::string_view name() const override { return "inspect"; }
+  StageResult process(RequestContext& rc) override {
+    return rc.body_read ? inspect(rc) : StageResult::suspend();
+  }
+  boost::asio::awaitable<StageResult> resume(RequestContext& rc) override {
+    Status s = co_await rc.ex.read_body(rc.body, rc.settings->server.max_body_bytes);
+    rc.body_read = true;
+    rc.bytes_in = rc.body.size();
+    if (!s) {
+      switch (s.code()) {
+        case Errc::kBodyTooLarge: co_return StageResult::error(413, "request_too_large", s.message());
+        case Errc::kTimeout: co_return StageResult::error(408, "request_timeout", s.message());
+        case Errc::kInvalid: co_return StageResult::error(400, "invalid_request", s.message());
+        default: co_return StageResult::error(499, "client_closed", s.message());
+      }
+    }
+    co_return inspect(rc);
+  }
+
+ private:
+  StageResult inspect(RequestContext& rc) {
+    if (rc.kind == llm::ApiKind::kOther) {
+      // Pass-through endpoints: the model is optional; read it when the body is JSON.
+      if (rc.body.empty() || rc.body.front() != '{') return StageResult::next();
+      auto info = llm::inspect_request(rc.kind, rc.body);
+      if (info) rc.info = std::move(*info);
+      return StageResult::next();
+    }
+    if (rc.body.empty()) return StageResult::error(400, "invalid_request", "request body is empty; expected JSON");
+    auto info = llm::inspect_request(rc.kind, rc.body);
+    if (!info) return StageResult::error(400, "invalid_request", info.status().message());
+    rc.info = std::move(*info);
+    return StageResult::next();
+  }
+};
+
+class RouteStage final : public Stage {
+ public:
+  std::string_view name() const override { return "route"; }
+  StageResult process(RequestContext& rc) override {
+    rc.route = rc.settings->find_model(rc.info.model);
+    if (!rc.route) {
+      return StageResult::error(404, "model_not_found",
+                                "The model '" + rc.info.model + "' does not exist or is not served here");
+    }
+    if (rc.info.stream && !rc.info.include_usage &&
+        (rc.kind == llm::ApiKind::kChatCompletions || rc.kind == llm::ApiKind::kCompletions)) {
+      // Ask for usage anyway so streamed tokens are always counted; the
+      // forwarder drops the usage-only chunk the client did not ask for.
+      rc.strip_usage_chunk = llm::ensure_stream_usage(rc.body);
+    }
+    return StageResult::next();
+  }
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining) {
+  std::vector<std::unique_ptr<Stage>> v;
+  v.push_back(std::make_unique<AdmitStage>(draining));
+  v.push_back(std::make_unique<ValidateStage>());
+  v.push_back(std::make_unique<InspectStage>());
+  v.push_back(std::make_unique<RouteStage>());
+  return v;
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,128 @@
+#include "gateway/worker_context.h"
+
+#include <array>
+#include <charconv>
+
+#include "core/clock.h"
+#include "http/error_body.h"
+
+namespace sluice::gateway {
+
+namespace asio = boost::asio;
+
+asio::awaitable<void> handle_exchange(WorkerContext* w, http::Exchange& ex) { co_await w->handle(ex); }
+
+WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings> s, const SharedUpstreams& shared,
+                             obs::Shard& m, const GatewayMetrics& f, obs::AccessLogBuffer* l)
+    : ctx(c), settings(std::move(s)), metrics(m), fam(f), log(l), stages(make_default_stages(&draining)) {
+  const auto& ups = settings->upstreams;
+  pools.resize(ups.size());
+  pool_views.resize(ups.size());
+  rr.assign(ups.size(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(this) >> 6));
+  for (size_t u = 0; u < ups.size(); ++u) {
+    for (size_t e = 0; e < shared.targets[u].size(); ++e) {
+      pools[u].push_back(std::make_unique<upstream::EndpointPool>(ctx.get_executor(), shared.targets[u][e],
+                                                                   shared.tls[u], ups[u].max_idle_per_endpoint,
+                                                                   shared.health[u][e].get()));
+      pool_views[u].push_back(pools[u].back().get());
+    }
+  }
+  const auto& srv = settings->server;
+  server_opts.limits.max_header_bytes = srv.max_header_bytes;
+  server_opts.limits.max_headers = srv.max_headers;
+  server_opts.header_timeout_ms = srv.header_timeout.count();
+  server_opts.idle_timeout_ms = srv.idle_timeout.count();
+  server_opts.body_timeout_ms = srv.header_timeout.count();
+  server_opts.write_stall_ms = settings->default_timeouts.client_stall.count();
+  handler = [this](http::Exchange& ex) { return handle_exchange(this, ex); };
+}
+
+void WorkerContext::on_connection_open() { metrics.gauge(fam.connections).add(1); }
+void WorkerContext::on_connection_close() { metrics.gauge(fam.connections).add(-1); }
+void WorkerContext::on_protocol_error(int status, std::string_view reason) {
+  char buf[8];
+  auto r = std::to_chars(buf, buf + sizeof buf, status);
+  std::string_view st(buf, r.ptr - buf);
+  metrics.counter(fam.rejected, {status == 408 ? "header_timeout" : status == 431 ? "header_too_large" : "bad_request"})
+      .inc();
+  metrics.counter(fam.requests, {"none", st}).inc();
+}
+
+asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
+  RequestContext rc(ex, this, settings);
+  metrics.gauge(fam.streams).add(1);
+  bool answered = false;
+  for (auto& stage : stages) {
+    StageResult r = stage->process(rc);
+    if (r.action == StageAction::kSuspend) r = co_await stage->resume(rc);
+    if (r.action == StageAction::kRespond) {
+      co_await local_reply(rc, r);
+      answered = true;
+      break;
+    }
+  }
+  if (!answered) co_await forward(rc);
+  metrics.gauge(fam.streams).add(-1);
+  settle(rc);
+}
+
+asio::awaitable<void> WorkerContext::local_reply(RequestContext& rc, const StageResult& r) {
+  rc.status = r.status;
+  rc.error_code = r.code;
+  if (!r.code.empty()) metrics.counter(fam.rejected, {r.code}).inc();
+  if (r.status == 499) co_return;  // nobody to answer
+  std::string body = r.body.empty() ? http::error_body(r.message, http::error_type_for_status(r.status), r.code)
+                                    : r.body;
+  std::array<http::Header, 2> headers{{{"content-type", "application/json"}, {"x-request-id", rc.request_id}}};
+  size_t n = rc.request_id.empty() ? 1 : 2;
+  rc.bytes_out = body.size();
+  (void)co_await rc.ex.respond(r.status, std::span<const http::Header>(headers.data(), n), body);
+}
+
+void WorkerContext::settle(RequestContext& rc) {
+  const int64_t now = SteadyClock::mono_ns();
+  const int64_t total_ns = now - rc.ex.start_ns();
+  std::string_view model = rc.route ? std::string_view(rc.info.model) : std::string_view("none");
+  if (rc.route && model.empty()) model = "none";
+  char buf[8];
+  auto r = std::to_chars(buf, buf + sizeof buf, rc.status);
+  std::string_view status(buf, r.ptr - buf);
+  metrics.counter(fam.requests, {model, status}).inc();
+  metrics.histogram(fam.duration, {model}).observe(static_cast<double>(total_ns) / 1e9);
+  if (rc.route) {
+    if (rc.ttft_ns >= 0) metrics.histogram(fam.ttft, {model}).observe(static_cast<double>(rc.ttft_ns) / 1e9);
+    metrics.histogram(fam.overhead)
+        .observe(static_cast<double>(std::max<int64_t>(0, total_ns - rc.upstream_wait_ns)) / 1e9);
+    if (rc.usage.prompt_tokens > 0) metrics.counter(fam.tokens, {model, "input"}).inc(rc.usage.prompt_tokens);
+    if (rc.usage.completion_tokens > 0)
+      metrics.counter(fam.tokens, {model, "output"}).inc(rc.usage.completion_tokens);
+    if (rc.usage.valid() || rc.usage_estimated)
+      metrics.counter(fam.usage_source, {rc.usage_estimated ? "estimated" : "upstream"}).inc();
+  }
+  if (!log || !log->enabled()) return;
+  const auto& req = rc.ex.request();
+  auto line = log->begin();
+  line.str("request_id", rc.request_id)
+      .str("method", req.method)
+      .str("path", req.path())
+      .str("protocol", rc.ex.protocol())
+      .num("status", rc.status)
+      .str("model", rc.info.model)
+      .boolean("stream", rc.info.stream);
+  if (rc.usage.prompt_tokens >= 0) line.num("tokens_in", rc.usage.prompt_tokens);
+  else line.null("tokens_in");
+  if (rc.usage.completion_tokens >= 0) line.num("tokens_out", rc.usage.completion_tokens);
+  else line.null("tokens_out");
+  if (rc.usage.valid() || rc.usage_estimated) line.str("usage_source", rc.usage_estimated ? "estimated" : "upstream");
+  if (rc.ttft_ns >= 0) line.num_f("ttft_ms", static_cast<double>(rc.ttft_ns) / 1e6);
+  line.num_f("duration_ms", static_cast<double>(total_ns) / 1e6)
+      .num_f("overhead_ms", static_cast<double>(std::max<int64_t>(0, total_ns - rc.upstream_wait_ns)) / 1e6);
+  if (!rc.upstream_name.empty()) line.str("upstream", rc.upstream_name).str("endpoint", rc.endpoint);
+  if (rc.info.stream) line.num("events", rc.events);
+  line.num("bytes_in", rc.bytes_in).num("bytes_out", rc.ex.body_bytes_sent());
+  if (!rc.error_code.empty()) line.str("error", rc.error_code);
+  line.end();
+  log->maybe_flush(now);
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "gateway/context.h"
+#include "gateway/metrics_set.h"
+#include "gateway/settings.h"
+#include "gateway/stage.h"
+#include "http/exchange.h"
+#include "http/h1/server.h"
+#include "obs/access_log.h"
+#include "obs/metrics.h"
+#include "upstream/pool.h"
+
+namespace sluice::gateway {
+
+// What the workers share, built once per configuration: TLS contexts and
+// endpoint health (shared state that is written rarely).
+struct SharedUpstreams {
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> tls;          // per upstream (null: plain)
+  std::vector<std::vector<std::unique_ptr<upstream::Health>>> health;   // per upstream, per endpoint
+  std::vector<std::vector<upstream::Target>> targets;                   // per upstream, per endpoint
+};
+
+// One worker's gateway state. Only the worker's thread touches it.
+class WorkerContext final : public http::h1::ServerObserver {
+ public:
+  WorkerContext(boost::asio::io_context& ctx, std::shared_ptr<const Settings> settings,
+                const SharedUpstreams& shared, obs::Shard& metrics, const GatewayMetrics& fam,
+                obs::AccessLogBuffer* log);
+
+  boost::asio::awaitable<void> handle(http::Exchange& ex);
+
+  // ServerObserver
+  void on_connection_open() override;
+  void on_connection_close() override;
+  void on_protocol_error(int status, std::string_view reason) override;
+
+  boost::asio::io_context& ctx;
+  std::shared_ptr<const Settings> settings;
+  obs::Shard& metrics;
+  const GatewayMetrics& fam;
+  obs::AccessLogBuffer* log;
+  std::vector<std::vector<std::unique_ptr<upstream::EndpointPool>>> pools;  // [upstream][endpoint]
+  std::vector<std::vector<upstream::EndpointPool*>> pool_views;
+  std::vector<uint64_t> rr;  // per upstream
+  bool draining = false;
+  std::vector<std::unique_ptr<Stage>> stages;
+  http::h1::ConnectionSet connections;
+  http::h1::ServerOptions server_opts;
+  http::Handler handler;  // bound to handle()
+
+ private:
+  boost::asio::awaitable<void> local_reply(RequestContext& rc, const StageResult& r);
+  void settle(RequestContext& rc);
+};
+
+// Forwards a routed request to its upstream and streams the answer back.
+boost::asio::awaitable<void> forward(RequestContext& rc);
+
+}  // namespace sluice::gateway

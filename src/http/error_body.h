@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sluice::http {
+
+// The JSON error shape clients of an OpenAI-compatible API expect:
+// {"error":{"message":"...","type":"...","code":"..."}}. `message` is escaped.
+std::string error_body(std::string_view message, std::string_view type, std::string_view code);
+
+// The OpenAI error "type" conventionally used for a status.
+std::string_view error_type_for_status(int status);
+
+}  // namespace sluice::http

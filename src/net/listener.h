@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "core/status.h"
+
+namespace sluice::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// "host:port", "[v6]:port", ":port" or "*:port". Host must be an IP literal or
+// "localhost". Port 0 asks the kernel for one.
+Result<tcp::endpoint> parse_listen_address(std::string_view addr);
+
+// A listening socket with SO_REUSEADDR and, when reuse_port, SO_REUSEPORT so
+// each worker can own its own acceptor on the same port.
+Result<tcp::acceptor> open_listener(asio::io_context& ctx, const tcp::endpoint& ep, bool reuse_port,
+                                    int backlog = 4096);
+
+// Socket options for an accepted or connected socket (TCP_NODELAY).
+void tune_socket(tcp::socket& s);
+
+}  // namespace sluice::net

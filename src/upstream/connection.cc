@@ -1,0 +1,228 @@
+#include "upstream/connection.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/ssl.h>
+
+namespace sluice::upstream {
+namespace {
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kReadChunk = 8192;
+const http::h1::Limits kResponseLimits{64 * 1024, 256};
+
+std::string_view rebase(std::string_view v, const char* from, const char* to) {
+  if (v.empty()) return {};
+  return {to + (v.data() - from), v.size()};
+}
+}  // namespace
+
+Connection::Connection(asio::any_io_executor ex, asio::ssl::context* tls, std::string sni)
+    : plain_(ex), use_tls_(tls != nullptr), sni_(std::move(sni)) {
+  if (tls) tls_stream_ = std::make_unique<asio::ssl::stream<tcp::socket>>(ex, *tls);
+}
+
+Connection::~Connection() { close(); }
+
+tcp::socket& Connection::lowest() { return use_tls_ ? tls_stream_->next_layer() : plain_; }
+
+void Connection::close() {
+  boost::system::error_code ec;
+  open_ = false;
+  reusable_ = false;
+  // No TLS close_notify: the peer treats a closed socket the same way, and a
+  // shutdown handshake with a stalled peer could hang.
+  lowest().close(ec);
+}
+
+bool Connection::still_alive() {
+  if (!open_) return false;
+  char c;
+  ssize_t n = ::recv(lowest().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;  // peer closed
+  if (n > 0) return false;   // unexpected bytes on an idle connection: not safe to reuse
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+asio::awaitable<Status> Connection::connect(const tcp::endpoint& ep) {
+  auto [ec] = co_await lowest().async_connect(ep, kNoThrow);
+  if (ec) co_return Status(Errc::kUnavailable, "connect " + ep.address().to_string() + ":" +
+                                                 std::to_string(ep.port()) + ": " + ec.message());
+  lowest().set_option(tcp::no_delay(true), ec);
+  if (use_tls_) {
+    SSL* ssl = tls_stream_->native_handle();
+    if (!sni_.empty()) {
+      SSL_set_tlsext_host_name(ssl, sni_.c_str());
+      SSL_set1_host(ssl, sni_.c_str());  // verified when the context verifies peers
+    }
+    auto [hec] = co_await tls_stream_->async_handshake(asio::ssl::stream_base::client, kNoThrow);
+    if (hec) {
+      close();
+      co_return Status(Errc::kUnavailable, "TLS handshake with " + sni_ + ": " + hec.message());
+    }
+  }
+  open_ = true;
+  co_return Status::ok();
+}
+
+asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bufs) {
+  reusable_ = false;
+  ++requests_;
+  boost::system::error_code ec;
+  if (use_tls_) {
+    std::tie(ec, std::ignore) = co_await asio::async_write(*tls_stream_, bufs, kNoThrow);
+  } else {
+    std::tie(ec, std::ignore) = co_await asio::async_write(plain_, bufs, kNoThrow);
+  }
+  if (ec) {
+    close();
+    co_return Status(Errc::kClosed, "upstream write: " + ec.message());
+  }
+  co_return Status::ok();
+}
+
+asio::awaitable<Result<size_t>> Connection::read_some() {
+  char* p = rbuf_.prepare(kReadChunk);
+  boost::system::error_code ec;
+  size_t n = 0;
+  if (use_tls_) {
+    std::tie(ec, n) = co_await tls_stream_->async_read_some(asio::buffer(p, rbuf_.writable()), kNoThrow);
+  } else {
+    std::tie(ec, n) = co_await plain_.async_read_some(asio::buffer(p, rbuf_.writable()), kNoThrow);
+  }
+  if (ec) {
+    bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+    open_ = open_ && eof;  // an orderly EOF still lets a close-delimited body end cleanly
+    if (!eof) close();
+    co_return Status(eof ? Errc::kClosed : Errc::kIo, ec.message());
+  }
+  rbuf_.commit(n);
+  co_return n;
+}
+
+asio::awaitable<Status> Connection::read_head(bool request_was_head) {
+  for (;;) {
+    if (!rbuf_.empty()) {
+      head_.headers.clear();
+      auto pr = http::h1::parse_response_head(rbuf_.view(), head_, kResponseLimits, request_was_head);
+      if (pr.state == http::h1::ParseState::kError) {
+        close();
+        co_return Status(Errc::kInvalid, "bad upstream response: " + std::string(pr.error));
+      }
+      if (pr.state == http::h1::ParseState::kComplete) {
+        if (head_.status >= 100 && head_.status < 200 && head_.status != 101) {
+          rbuf_.consume(pr.consumed);  // interim response (100 Continue): skip
+          continue;
+        }
+        head_storage_.assign(rbuf_.data(), pr.consumed);
+        const char* from = rbuf_.data();
+        const char* to = head_storage_.data();
+        head_.reason = rebase(head_.reason, from, to);
+        for (auto& h : head_.headers) {
+          h.name = rebase(h.name, from, to);
+          h.value = rebase(h.value, from, to);
+        }
+        rbuf_.consume(pr.consumed);
+        if (head_.chunked) {
+          chunked_.reset();
+          body_ = Body::kChunked;
+        } else if (head_.content_length) {
+          body_left_ = *head_.content_length;
+          body_ = body_left_ ? Body::kLength : Body::kDone;
+        } else {
+          body_ = Body::kUntilClose;
+        }
+        if (body_ == Body::kDone) reusable_ = head_.keep_alive && rbuf_.empty();
+        co_return Status::ok();
+      }
+    }
+    auto r = co_await read_some();
+    if (!r) {
+      close();
+      co_return Status(r.status().code() == Errc::kClosed ? Errc::kClosed : Errc::kIo,
+                       "upstream closed before responding: " + r.status().message());
+    }
+  }
+}
+
+asio::awaitable<Result<std::string_view>> Connection::read_body() {
+  for (;;) {
+    switch (body_) {
+      case Body::kNone:
+      case Body::kDone:
+        co_return std::string_view{};
+      case Body::kLength:
+        if (!rbuf_.empty()) {
+          size_t take = std::min<uint64_t>(body_left_, rbuf_.size());
+          std::string_view out(rbuf_.data(), take);
+          rbuf_.consume(take);
+          body_left_ -= take;
+          if (body_left_ == 0) {
+            body_ = Body::kDone;
+            reusable_ = head_.keep_alive && rbuf_.empty();
+          }
+          co_return out;
+        }
+        break;
+      case Body::kChunked:
+        while (!rbuf_.empty()) {
+          auto st = chunked_.decode(rbuf_.view());
+          if (st.error) {
+            close();
+            co_return Status(Errc::kInvalid, "bad chunked upstream body: " + std::string(st.error_msg));
+          }
+          rbuf_.consume(st.consumed);
+          if (st.done) {
+            body_ = Body::kDone;
+            reusable_ = head_.keep_alive && rbuf_.empty();
+          }
+          if (!st.data.empty()) co_return st.data;
+          if (st.done) co_return std::string_view{};
+          if (st.consumed == 0) break;  // needs more bytes
+        }
+        break;
+      case Body::kUntilClose:
+        if (!rbuf_.empty()) {
+          std::string_view out(rbuf_.data(), rbuf_.size());
+          rbuf_.consume(out.size());
+          co_return out;
+        }
+        break;
+    }
+    auto r = co_await read_some();
+    if (!r) {
+      if (body_ == Body::kUntilClose && r.status().code() == Errc::kClosed) {
+        body_ = Body::kDone;
+        close();
+        co_return std::string_view{};
+      }
+      close();
+      co_return Status(r.status().code() == Errc::kClosed ? Errc::kClosed : Errc::kIo,
+                       "upstream body incomplete: " + r.status().message());
+    }
+  }
+}
+
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  boost::system::error_code ec;
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  if (verify) {
+    ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+    if (ca_file.empty()) ctx->set_default_verify_paths(ec);
+    else ctx->load_verify_file(ca_file, ec);
+    if (ec) return Status(Errc::kInvalid, "TLS trust store" + (ca_file.empty() ? std::string() : " " + ca_file) +
+                                              ": " + ec.message());
+  } else {
+    ctx->set_verify_mode(asio::ssl::verify_none, ec);
+  }
+  return ctx;
+}
+
+}  // namespace sluice::upstream

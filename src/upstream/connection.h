@@ -1,0 +1,83 @@
+// upstream/: connections to model servers, per-worker pools, endpoint health.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include "core/flat_buffer.h"
+#include "core/status.h"
+#include "http/h1/chunked.h"
+#include "http/h1/parser.h"
+#include "http/message.h"
+
+namespace sluice::upstream {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// One HTTP/1.1 client connection, plain or TLS. Operations carry no timeouts:
+// the caller arms a deadline whose expiry calls close(), which fails whatever
+// is pending.
+class Connection {
+ public:
+  // `tls` null for plain TCP. `sni` is also the name verified against the
+  // certificate when the context verifies peers.
+  Connection(asio::any_io_executor ex, asio::ssl::context* tls, std::string sni);
+  ~Connection();
+
+  asio::awaitable<Status> connect(const tcp::endpoint& ep);
+  asio::awaitable<Status> write(std::span<const asio::const_buffer> bufs);
+
+  // Response reading. read_head() parses into head() (views stay valid until
+  // the next request on this connection). Then read_body() returns decoded
+  // payload pieces until it returns an empty view (end of body).
+  asio::awaitable<Status> read_head(bool request_was_head);
+  const http::ResponseHead& head() const { return head_; }
+  asio::awaitable<Result<std::string_view>> read_body();
+  // Bytes of body already received and waiting (no I/O needed to get them).
+  bool body_buffered() const { return !rbuf_.empty(); }
+
+  // True when the last response ended cleanly and the connection may carry
+  // another request.
+  bool reusable() const { return reusable_ && open_; }
+  bool is_open() const { return open_; }
+  // For pooled connections: false if the peer closed it while idle.
+  bool still_alive();
+  void close();
+  uint64_t requests() const { return requests_; }
+
+ private:
+  asio::awaitable<Result<size_t>> read_some();
+
+  tcp::socket& lowest();
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_stream_;
+  tcp::socket plain_;
+  bool use_tls_;
+  std::string sni_;
+  bool open_ = false;
+  bool reusable_ = false;
+  uint64_t requests_ = 0;
+
+  FlatBuffer rbuf_{8192};
+  std::string head_storage_;
+  http::ResponseHead head_;
+  http::h1::ChunkedDecoder chunked_;
+  uint64_t body_left_ = 0;   // for content-length bodies
+  enum class Body { kNone, kLength, kChunked, kUntilClose, kDone } body_ = Body::kNone;
+};
+
+// A TLS client context for one upstream: TLS 1.2+, peer verification against
+// the system store or `ca_file`.
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file);
+
+}  // namespace sluice::upstream
