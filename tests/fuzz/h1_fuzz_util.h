@@ -1,0 +1,51 @@
+// Shared helpers for the HTTP/1 fuzz targets (header-only so the fuzz CMake
+// needs no change).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "http/h1/parser.h"
+#include "http/message.h"
+
+namespace sluice::fuzz {
+
+inline void check(bool ok) {
+  if (!ok) __builtin_trap();
+}
+
+inline bool inside(std::string_view outer, std::string_view v) {
+  if (v.empty()) return true;
+  auto o = reinterpret_cast<uintptr_t>(outer.data());
+  auto p = reinterpret_cast<uintptr_t>(v.data());
+  return p >= o && p + v.size() <= o + outer.size();
+}
+
+inline bool same_headers(const std::vector<http::Header>& a, const std::vector<http::Header>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].value != b[i].value) return false;
+  }
+  return true;
+}
+
+inline bool same_result(const http::h1::ParseResult& a, const http::h1::ParseResult& b) {
+  return a.state == b.state && a.consumed == b.consumed && a.error_status == b.error_status &&
+         a.error == b.error;
+}
+
+// The prefix lengths worth checking: all of them for small inputs, a spread
+// of them for large ones (checking every prefix is quadratic).
+template <class F>
+void for_each_prefix(size_t size, F f) {
+  if (size <= 512) {
+    for (size_t n = 0; n < size; ++n) f(n);
+    return;
+  }
+  for (size_t n = 0; n < 32; ++n) f(n);
+  for (size_t k = 1; k < 64; ++k) f(size * k / 64);
+  for (size_t n = size - 32; n < size; ++n) f(n);
+}
+
+}  // namespace sluice::fuzz

@@ -1,0 +1,160 @@
+// The pipeline stages, run on an in-memory Exchange: no sockets.
+#include "gateway/stage.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "unit/mock/fake_exchange.h"
+
+namespace sluice::gateway {
+namespace {
+
+namespace asio = boost::asio;
+using testing::FakeExchange;
+
+std::shared_ptr<Settings> settings_with(std::vector<ModelRoute> models, uint64_t max_body = 1 << 20) {
+  auto s = std::make_shared<Settings>();
+  s->upstreams.push_back(Upstream{.name = "pool"});
+  s->models = std::move(models);
+  s->server.max_body_bytes = max_body;
+  s->index_models();
+  return s;
+}
+
+struct Outcome {
+  StageResult result;
+  std::string last_stage;
+  bool done = false;
+};
+
+asio::awaitable<void> run_stages(std::vector<std::unique_ptr<Stage>>* stages, RequestContext* rc, Outcome* out) {
+  for (auto& st : *stages) {
+    out->last_stage = std::string(st->name());
+    StageResult r = st->process(*rc);
+    if (r.action == StageAction::kSuspend) r = co_await st->resume(*rc);
+    if (r.action == StageAction::kRespond) {
+      out->result = std::move(r);
+      break;
+    }
+  }
+  out->done = true;
+}
+
+struct Case {
+  std::string method, path, body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+Outcome run(std::shared_ptr<Settings> s, const Case& c, bool draining = false, RequestContext** keep = nullptr) {
+  asio::io_context ctx;
+  static std::unique_ptr<FakeExchange> ex;
+  static std::unique_ptr<RequestContext> rc;
+  ex = std::make_unique<FakeExchange>(ctx, c.method, c.path, c.headers, c.body);
+  rc = std::make_unique<RequestContext>(*ex, nullptr, s);
+  auto stages = make_default_stages(&draining);
+  Outcome out;
+  asio::co_spawn(ctx, run_stages(&stages, rc.get(), &out), asio::detached);
+  ctx.run();
+  EXPECT_TRUE(out.done);
+  if (keep) *keep = rc.get();
+  return out;
+}
+
+const char* kChat = R"({"model":"llama","messages":[{"role":"user","content":"hi"}]})";
+
+TEST(Stages, RoutesByNameAliasAndWildcard) {
+  auto s = settings_with({ModelRoute{.name = "llama", .aliases = {"l3"}}});
+  RequestContext* rc = nullptr;
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, false, &rc);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  ASSERT_NE(rc->route, nullptr);
+  EXPECT_EQ(rc->route->name, "llama");
+  EXPECT_EQ(rc->request_id.size(), 32u);
+
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"l3","messages":[]})"}, false, &rc);
+  ASSERT_NE(rc->route, nullptr);
+  EXPECT_EQ(rc->route->name, "llama");
+
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})"});
+  EXPECT_EQ(o.result.status, 404);
+  EXPECT_EQ(o.result.code, "model_not_found");
+
+  auto wild = settings_with({ModelRoute{.name = "*"}});
+  o = run(wild, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})"}, false, &rc);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  EXPECT_EQ(rc->route->name, "*");
+}
+
+TEST(Stages, LocalErrorsTable) {
+  auto s = settings_with({ModelRoute{.name = "*"}}, /*max_body=*/64);
+  struct Row {
+    Case c;
+    int status;
+    std::string code;
+    std::string stage;
+  } rows[] = {
+      {{"POST", "/v2/chat", "{}"}, 404, "not_found", "validate"},
+      {{"GET", "/v1/chat/completions", ""}, 405, "method_not_allowed", "validate"},
+      {{"POST", "/v1/models", ""}, 405, "method_not_allowed", "validate"},
+      {{"POST", "/v1/chat/completions", "{not json"}, 400, "invalid_request", "inspect"},
+      {{"POST", "/v1/chat/completions", ""}, 400, "invalid_request", "inspect"},
+      {{"POST", "/v1/chat/completions", R"({"model":"m","stream":"yes","messages":[]})"}, 400, "invalid_request",
+       "inspect"},
+      {{"POST", "/v1/chat/completions", std::string(100, ' ') + "{}"}, 413, "request_too_large", "inspect"},
+  };
+  for (const auto& r : rows) {
+    Outcome o = run(s, r.c);
+    EXPECT_EQ(o.result.action, StageAction::kRespond) << r.c.path << " " << r.c.body;
+    EXPECT_EQ(o.result.status, r.status) << r.c.path << " " << r.c.body;
+    EXPECT_EQ(o.result.code, r.code) << r.c.path << " " << r.c.body;
+    EXPECT_EQ(o.last_stage, r.stage) << r.c.path << " " << r.c.body;
+  }
+}
+
+TEST(Stages, DrainingIsRefusedFirst) {
+  auto s = settings_with({ModelRoute{.name = "*"}});
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, /*draining=*/true);
+  EXPECT_EQ(o.result.status, 503);
+  EXPECT_EQ(o.last_stage, "admit");
+}
+
+TEST(Stages, ModelsListNamesAndAliasesButNotWildcard) {
+  auto s = settings_with({ModelRoute{.name = "llama", .aliases = {"l3"}}, ModelRoute{.name = "*"}});
+  Outcome o = run(s, {"GET", "/v1/models", ""});
+  EXPECT_EQ(o.result.status, 200);
+  EXPECT_NE(o.result.body.find("\"id\":\"llama\""), std::string::npos);
+  EXPECT_NE(o.result.body.find("\"id\":\"l3\""), std::string::npos);
+  EXPECT_EQ(o.result.body.find("\"id\":\"*\""), std::string::npos);
+}
+
+TEST(Stages, RequestIdKeptWhenValidReplacedWhenNot) {
+  auto s = settings_with({ModelRoute{.name = "*"}});
+  RequestContext* rc = nullptr;
+  run(s, {"POST", "/v1/chat/completions", kChat, {{"x-request-id", "abc-123_x.y:z"}}}, false, &rc);
+  EXPECT_EQ(rc->request_id, "abc-123_x.y:z");
+  run(s, {"POST", "/v1/chat/completions", kChat, {{"x-request-id", "bad id with spaces"}}}, false, &rc);
+  EXPECT_EQ(rc->request_id.size(), 32u);
+  EXPECT_NE(rc->request_id, "bad id with spaces");
+}
+
+TEST(Stages, StreamWithoutUsageAsksUpstreamForIt) {
+  auto s = settings_with({ModelRoute{.name = "*"}});
+  RequestContext* rc = nullptr;
+  run(s, {"POST", "/v1/chat/completions", R"({"model":"m","stream":true,"messages":[]})"}, false, &rc);
+  EXPECT_TRUE(rc->strip_usage_chunk);
+  EXPECT_NE(rc->body.find("include_usage"), std::string::npos);
+
+  run(s, {"POST", "/v1/chat/completions",
+          R"({"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]})"},
+      false, &rc);
+  EXPECT_FALSE(rc->strip_usage_chunk);
+
+  run(s, {"POST", "/v1/embeddings", R"({"model":"m","input":"x"})"}, false, &rc);
+  EXPECT_FALSE(rc->strip_usage_chunk);
+}
+
+}  // namespace
+}  // namespace sluice::gateway
