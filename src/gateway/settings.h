@@ -1,0 +1,109 @@
+// The immutable configuration snapshot the gateway runs with.
+//
+// Plain data with every default resolved: control/config_loader.h builds it from
+// YAML and validates it; the gateway only reads it (through a
+// shared_ptr<const Settings> that in-flight requests keep across a reload).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace sluice::gateway {
+
+using Millis = std::chrono::milliseconds;
+
+// Streaming-aware timeouts of one upstream request.
+struct Timeouts {
+  Millis connect{5000};        // TCP (+TLS) connect to an endpoint
+  Millis ttft{60000};          // request sent -> first response byte (time to first token)
+  Millis idle{30000};          // longest gap between two response chunks
+  Millis total{600000};        // the whole upstream exchange
+  Millis client_stall{30000};  // a client that reads nothing for this long is dropped
+
+  bool operator==(const Timeouts&) const = default;
+};
+
+struct TlsClient {
+  bool verify = true;
+  std::string ca_file;  // empty = the system trust store
+  std::string sni;      // empty = use the endpoint host
+};
+
+struct Endpoint {
+  std::string url;            // as written
+  bool builtin_mock = false;  // url == "builtin:mock": the mock model embedded in sluice
+  bool tls = false;           // https
+  std::string host;           // hostname or IP literal (IPv6 without brackets)
+  uint16_t port = 0;          // default 80/443
+  std::string path_prefix;    // URL path without trailing '/', e.g. "" or "/openai";
+                              // prepended to the request path
+};
+
+struct Upstream {
+  std::string name;
+  std::vector<Endpoint> endpoints;
+  std::string api_key;  // resolved (literal `api_key` or the value of env var `api_key_env`);
+                        // sent as "Authorization: Bearer <key>"; empty = none
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers added to each
+                                                             // upstream request; names lowercase
+  TlsClient tls;
+  uint32_t max_idle_per_endpoint = 64;  // per worker
+  Timeouts timeouts;                    // fully resolved (defaults <- upstream)
+};
+
+struct ModelRoute {
+  std::string name;  // exact model name, or "*" = catch-all
+  std::vector<std::string> aliases;
+  size_t upstream = 0;  // index into Settings::upstreams
+  Timeouts timeouts;    // fully resolved (defaults <- upstream <- model)
+};
+
+struct Server {
+  std::string listen = "0.0.0.0:8080";  // host:port, [v6]:port; host is an IP literal
+  std::string admin_listen = "127.0.0.1:9901";
+  uint32_t workers = 0;  // 0 = one per core
+  uint64_t max_header_bytes = 64 * 1024;
+  uint32_t max_headers = 128;
+  uint64_t max_body_bytes = 16ull << 20;
+  Millis header_timeout{10000};       // whole request head must arrive within this (slowloris)
+  Millis idle_timeout{60000};         // keep-alive idle
+  Millis drain_timeout{30000};        // graceful shutdown deadline
+  std::string access_log = "stdout";  // stdout | stderr | off | a file path
+};
+
+struct Settings {
+  Server server;
+  Timeouts default_timeouts;
+  std::vector<Upstream> upstreams;
+  std::vector<ModelRoute> models;
+  std::string source;  // file path or "<embedded default>"
+
+  // Lookup: exact name or alias, else the "*" route, else nullptr. Uses the
+  // index built by index_models(); falls back to a linear scan when `models`
+  // changed size since, so hand-built Settings (tests) work without it.
+  const ModelRoute* find_model(std::string_view model) const;
+
+  // (Re)builds the lookup index. The loader calls it after validation; call it
+  // again after editing `models` by hand. On duplicate names the first wins.
+  void index_models();
+
+ private:
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+
+  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> model_index_;
+  size_t wildcard_ = kNone;
+  size_t indexed_models_ = 0;  // models.size() when the index was built
+};
+
+}  // namespace sluice::gateway
