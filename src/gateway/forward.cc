@@ -125,6 +125,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   const Timeouts& to = rc.route->timeouts;
   rc.upstream_name = up.name;
   http::Exchange& ex = rc.ex;
+  ex.set_write_timeout_ms(to.client_stall.count());
 
   UpstreamTimer timer(ex.executor(), to);
   Attempt cur;
@@ -375,7 +376,9 @@ asio::awaitable<void> forward(RequestContext& rc) {
   if (sse) {
     // End the stream cleanly with a final error event the client can read.
     std::string ev = sse_error_event(message, code);
-    if (co_await ex.write(ev)) (void)co_await ex.finish();
+    // Result to a local first: GCC 12 miscompiles co_await inside a condition.
+    Status ws = co_await ex.write(ev);
+    if (ws) (void)co_await ex.finish();
   } else {
     ex.reset();  // a truncated plain body must not look complete
   }

@@ -68,6 +68,11 @@ class Exchange {
 
   virtual asio::any_io_executor executor() const = 0;
 
+  // How long one response write may wait for a client that is not reading
+  // before the exchange fails with kTimeout. 0: the listener's default.
+  void set_write_timeout_ms(int64_t ms) { write_timeout_ms_ = ms; }
+  int64_t write_timeout_ms() const { return write_timeout_ms_; }
+
  protected:
   // Codecs reuse one Exchange object per connection or stream slot.
   void begin_exchange(int64_t start_ns) {
@@ -75,6 +80,7 @@ class Exchange {
     head_sent_ = false;
     status_sent_ = 0;
     body_bytes_sent_ = 0;
+    write_timeout_ms_ = 0;
     aborted_ = false;
     abort_hook_ = nullptr;
   }
@@ -93,6 +99,7 @@ class Exchange {
   bool head_sent_ = false;
   int status_sent_ = 0;
   uint64_t body_bytes_sent_ = 0;
+  int64_t write_timeout_ms_ = 0;
 
  private:
   bool aborted_ = false;

@@ -126,7 +126,7 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
   template <class Buffers>
   asio::awaitable<Status> write_all(const Buffers& bufs) {
     if (broken) co_return Status(Errc::kClosed, "connection closed");
-    deadline.arm_ms(opts.write_stall_ms);
+    deadline.arm_ms(ex.write_timeout_ms() > 0 ? ex.write_timeout_ms() : opts.write_stall_ms);
     auto [ec, n] = co_await asio::async_write(sock, bufs, kNoThrow);
     deadline.disarm();
     if (ec) {
@@ -276,7 +276,9 @@ asio::awaitable<void> Connection::run() {
         }
       }
       scanned = rbuf.size();
-      if (!co_await read_more()) break;
+      // Result to a local first: GCC 12 miscompiles co_await inside a condition.
+      const bool more = co_await read_more();
+      if (!more) break;
       if (idle) {
         idle = false;
         deadline.arm_ms(opts.header_timeout_ms);
