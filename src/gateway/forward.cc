@@ -291,12 +291,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
         if (!ev.done && !ev.data.empty()) {
           auto facts = llm::inspect_stream_chunk(ev.data);
           content_pieces += facts.content_pieces;
-          if (facts.usage) {
-            // OpenAI sends usage once; Anthropic in two parts: keep what each reports.
-            if (facts.usage->prompt_tokens >= 0) rc.usage.prompt_tokens = facts.usage->prompt_tokens;
-            if (facts.usage->completion_tokens >= 0) rc.usage.completion_tokens = facts.usage->completion_tokens;
-            if (facts.usage->total_tokens >= 0) rc.usage.total_tokens = facts.usage->total_tokens;
-          }
+          if (facts.usage) llm::accumulate_usage(rc.usage, *facts.usage);  // Anthropic reports in parts
           if (rc.strip_usage_chunk && facts.usage_only) {
             w.metrics.counter(w.fam.usage_stripped).inc();
             return;
