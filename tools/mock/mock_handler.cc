@@ -6,7 +6,7 @@
 #include <chrono>
 #include <optional>
 
-#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -96,9 +96,10 @@ class Pacer {
       ex_.set_abort_hook([t = &*timer_] { t->cancel(); });
     }
     timer_->expires_after(std::chrono::milliseconds(std::min(ms, kMaxWaitMs)));
-    boost::system::error_code ec;
-    co_await timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return !ex_.aborted();
+    auto [ec] = co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;  // cancelled (client gone) or expired: aborted() tells which
+    const bool alive = !ex_.aborted();
+    co_return alive;
   }
 
  private:
