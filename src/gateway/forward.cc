@@ -206,7 +206,8 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (!s) {
       --pool->in_flight;
       live = nullptr;
-      if (reused && !timer.fired() && !ex.aborted() && s.code() == Errc::kClosed && stale_retries++ < 4) {
+      if (reused && !timer.fired() && !ex.aborted() && (s.code() == Errc::kClosed || s.code() == Errc::kIo) &&
+          stale_retries++ < 4) {
         // A pooled connection the upstream had already closed: nothing was
         // processed, so try again without counting it as a failure.
         --attempt;

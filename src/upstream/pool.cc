@@ -28,11 +28,18 @@ EndpointPool::EndpointPool(asio::any_io_executor ex, Target target, std::shared_
                            size_t max_idle, Health* health)
     : ex_(std::move(ex)), target_(std::move(target)), tls_(std::move(tls)), max_idle_(max_idle), health_(health) {}
 
+// A connection idle for less than this is reused without first checking
+// (one syscall) that the upstream has not closed it: a keep-alive timeout is
+// never that short, and the forwarder retries a reused connection that turns
+// out closed before any response byte.
+constexpr int64_t kTrustIdleNs = 1'000'000'000;
+
 std::unique_ptr<Connection> EndpointPool::take_idle() {
+  const int64_t now = SteadyClock::mono_ns();
   while (!idle_.empty()) {
-    auto c = std::move(idle_.back());
+    Idle it = std::move(idle_.back());
     idle_.pop_back();
-    if (c->still_alive()) return c;
+    if (now - it.since_ns < kTrustIdleNs || it.conn->still_alive()) return std::move(it.conn);
   }
   return nullptr;
 }
@@ -42,7 +49,7 @@ std::unique_ptr<Connection> EndpointPool::create() {
 }
 
 void EndpointPool::give_back(std::unique_ptr<Connection> c) {
-  if (c && c->reusable() && idle_.size() < max_idle_) idle_.push_back(std::move(c));
+  if (c && c->reusable() && idle_.size() < max_idle_) idle_.push_back({std::move(c), SteadyClock::mono_ns()});
 }
 
 asio::awaitable<Result<tcp::endpoint>> EndpointPool::resolve() {

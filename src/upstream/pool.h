@@ -65,7 +65,11 @@ class EndpointPool {
   std::shared_ptr<asio::ssl::context> tls_;
   size_t max_idle_;
   Health* health_;
-  std::vector<std::unique_ptr<Connection>> idle_;
+  struct Idle {
+    std::unique_ptr<Connection> conn;
+    int64_t since_ns;
+  };
+  std::vector<Idle> idle_;  // most recently used last
   std::optional<tcp::endpoint> resolved_;
   int64_t resolved_at_ns_ = 0;
 };
