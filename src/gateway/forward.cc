@@ -206,10 +206,11 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (!s) {
       --pool->in_flight;
       live = nullptr;
-      if (reused && !timer.fired() && !ex.aborted() && (s.code() == Errc::kClosed || s.code() == Errc::kIo) &&
-          stale_retries++ < 4) {
-        // A pooled connection the upstream had already closed: nothing was
-        // processed, so try again without counting it as a failure.
+      if (reused && !timer.fired() && !ex.aborted() && s.code() == Errc::kClosed && stale_retries++ < 1) {
+        // An orderly close with no response byte on a pooled connection: the
+        // upstream closed it while idle and processed nothing, so try once
+        // more without counting a failure. A reset is not retried: the
+        // upstream may have started generating.
         --attempt;
         continue;
       }
