@@ -235,7 +235,8 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (const char* f = timer.fired()) {
       std::string kind = std::string(f) == "connect" ? "connect" : std::string(f) == "total" ? "total" : "ttft";
       w.metrics.counter(w.fam.timeouts, {kind}).inc();
-      w.metrics.counter(w.fam.upstream_errors, {up.name, kind + "_timeout"}).inc();
+      // A connect timeout was already counted as an upstream error in the loop.
+      if (kind != "connect") w.metrics.counter(w.fam.upstream_errors, {up.name, kind + "_timeout"}).inc();
       co_await fail_before_response(504, "upstream_timeout",
                                     "the upstream did not answer in time (" + kind + " timeout)");
     } else {
@@ -357,7 +358,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   if (client_gone || ex.aborted()) {
     w.metrics.counter(w.fam.client_aborts).inc();
     if (failure == "client_stall") w.metrics.counter(w.fam.timeouts, {"client_stall"}).inc();
-    rc.error_code = failure.empty() ? "client_closed" : failure;
+    rc.error_code = failure == "client_stall" ? "client_stall" : "client_closed";
     co_return;
   }
   std::string code = "upstream_reset";

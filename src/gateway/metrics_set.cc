@@ -10,7 +10,7 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
                        obs::latency_buckets(), {"model"})),
       overhead(r.histogram("sluice_gateway_overhead_seconds",
                            "Request duration minus the time spent waiting on the upstream.", obs::latency_buckets())),
-      inter_event(r.histogram("sluice_stream_inter_event_seconds", "Gap between SSE events forwarded to a client.",
+      inter_event(r.histogram("sluice_stream_inter_event_seconds", "Gap between successive SSE deliveries to a client (events that arrive together count once).",
                               obs::latency_buckets())),
       tokens(r.counter("sluice_tokens_total", "Tokens accounted, by model and direction (input|output).",
                        {"model", "direction"})),

@@ -1,0 +1,858 @@
+"""Shared fixtures and helpers for Sluice end-to-end tests.
+
+Every process is started on port 0 and reports its ports through a port file.
+Processes are recorded by pid and always stopped by pid at teardown
+(SIGTERM, then SIGKILL after 5 s).
+
+Environment:
+  SLUICE_BIN        directory holding `sluice` and `sluice-mock`
+                    (default: <repo>/build/bin)
+  SLUICE_SANITIZED  set when the binaries are an ASan/UBSan build; widens the
+                    time windows of timing-sensitive assertions.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("SLUICE_BIN") or (REPO / "build" / "bin"))
+SANITIZED = bool(os.environ.get("SLUICE_SANITIZED")) or "asan" in str(BIN_DIR)
+# Multiplier for "it happens within X seconds" windows (never for "not before").
+SLACK = 2.5 if SANITIZED else 1.0
+
+PORT_FILE_TIMEOUT = 15.0
+IO_TIMEOUT = 8.0
+
+
+# --------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------
+
+_ALL_PROCS: list["Proc"] = []
+
+
+class Proc:
+    """A child process started with a port file."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, port_file: Path):
+        self.name = name
+        self.argv = argv
+        self.workdir = workdir
+        self.port_file = port_file
+        self.out_path = workdir / f"{name}.out"
+        for stale in (port_file, port_file.with_name(port_file.name + ".tmp")):
+            stale.unlink(missing_ok=True)
+        self._out = open(self.out_path, "wb")
+        env = dict(os.environ)
+        self.popen = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env=env, cwd=str(workdir))
+        self.pid = self.popen.pid
+        _ALL_PROCS.append(self)
+        self.ports = self._wait_ports()
+
+    def _wait_ports(self) -> dict:
+        deadline = time.monotonic() + PORT_FILE_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode} before listening:\n"
+                                   f"{self.output()}")
+            try:
+                text = self.port_file.read_text()
+                if text.strip():
+                    return json.loads(text)
+            except (FileNotFoundError, json.JSONDecodeError):
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"{self.name} wrote no port file within {PORT_FILE_TIMEOUT}s:\n{self.output()}")
+
+    def output(self) -> str:
+        try:
+            if not self._out.closed:
+                self._out.flush()
+            return self.out_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after 5 s. Returns the exit code."""
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.popen.wait(timeout=5)
+        self._out.close()
+        if self in _ALL_PROCS:
+            _ALL_PROCS.remove(self)
+        return self.popen.returncode
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_all_processes():
+    yield
+    for p in list(_ALL_PROCS):
+        p.stop()
+
+
+def _check_binaries():
+    for b in ("sluice", "sluice-mock"):
+        if not (BIN_DIR / b).exists():
+            pytest.exit(f"missing binary {BIN_DIR / b}; build it or set SLUICE_BIN", returncode=2)
+
+
+@dataclass
+class Mock:
+    proc: Proc
+
+    @property
+    def port(self) -> int:
+        return self.proc.ports["api"]
+
+
+@dataclass
+class Gateway:
+    proc: Proc
+    workdir: Path
+    access_log: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return self.proc.ports["api"]
+
+    @property
+    def admin(self) -> int:
+        return self.proc.ports["admin"]
+
+    def metrics(self) -> "Metrics":
+        return fetch_metrics(self.admin)
+
+
+_counter = [0]
+
+
+def _unique(workdir: Path, stem: str) -> Path:
+    _counter[0] += 1
+    return workdir / f"{stem}-{_counter[0]}"
+
+
+def start_mock(workdir: Path, *extra: str) -> Mock:
+    _check_binaries()
+    pf = _unique(workdir, "mock") .with_suffix(".port")
+    argv = [str(BIN_DIR / "sluice-mock"), "--listen", "127.0.0.1:0", "--workers", "1",
+            "--port-file", str(pf), *extra]
+    return Mock(Proc(pf.stem, argv, workdir, pf))
+
+
+def gateway_config(mock_port: int | None = None, *, endpoint: str | None = None, server: dict | None = None,
+                   timeouts: dict | None = None, upstream_extra: str = "", models: str | None = None,
+                   access_log: Path | None = None) -> str:
+    """YAML for a gateway with one upstream `m` (the mock unless `endpoint` is given)."""
+    srv = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "workers": 1,
+           "max_header_bytes": "8KiB", "max_body_bytes": "1MiB", "header_timeout": "2s",
+           "idle_timeout": "5s", "drain_timeout": "5s",
+           "access_log": str(access_log) if access_log else "off"}
+    srv.update(server or {})
+    to = {"connect": "2s", "ttft": "1s", "idle": "1s", "total": "30s", "client_stall": "2s"}
+    to.update(timeouts or {})
+    ep = endpoint or f"http://127.0.0.1:{mock_port}"
+
+    def flow(d):
+        return "{" + ", ".join(f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in d.items()) + "}"
+
+    if models is None:
+        models = '  - {name: "*", upstream: m}\n'
+    return (f"server: {flow(srv)}\n"
+            f"timeouts: {flow(to)}\n"
+            f"upstreams:\n"
+            f"  - name: m\n"
+            f"    endpoints: [{json.dumps(ep)}]\n"
+            f"{upstream_extra}"
+            f"models:\n{models}")
+
+
+def start_gateway(workdir: Path, config: str | None = None, *, workers: int = 1,
+                  access_log: Path | None = None, extra: tuple = ()) -> Gateway:
+    """Starts sluice. `config` is YAML text (None = the embedded default)."""
+    _check_binaries()
+    pf = _unique(workdir, "sluice").with_suffix(".port")
+    argv = [str(BIN_DIR / "sluice")]
+    if config is not None:
+        cfg = pf.with_suffix(".yaml")
+        cfg.write_text(config)
+        argv += ["--config", str(cfg)]
+    argv += ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--workers", str(workers),
+             "--port-file", str(pf), "--access-log", str(access_log) if access_log else "off", *extra]
+    return Gateway(Proc(pf.stem, argv, workdir, pf), workdir, access_log)
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory, request):
+    return tmp_path_factory.mktemp(request.module.__name__.split(".")[-1])
+
+
+@pytest.fixture(scope="module")
+def mock(module_dir):
+    m = start_mock(module_dir)
+    yield m
+    rc = m.proc.stop()
+    assert rc == 0, f"sluice-mock exited with {rc}:\n{m.proc.output()}"
+
+
+# --------------------------------------------------------------------------
+# HTTP helpers
+# --------------------------------------------------------------------------
+
+@dataclass
+class Response:
+    status: int
+    headers: dict  # lower-case name -> value (last wins)
+    body: bytes
+    header_list: list = field(default_factory=list)
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def chat_body(model: str = "gpt-x", *, stream: bool | None = None, include_usage: bool | None = None,
+              content: str = "Hello there, how are you?", **extra) -> bytes:
+    d = {"model": model, "messages": [{"role": "user", "content": content}]}
+    if stream is not None:
+        d["stream"] = stream
+    if include_usage is not None:
+        d["stream_options"] = {"include_usage": include_usage}
+    d.update(extra)
+    return json.dumps(d).encode()
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+            timeout: float = IO_TIMEOUT, conn: http.client.HTTPConnection | None = None) -> Response:
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        h = {"content-type": "application/json"} if body is not None else {}
+        h.update(headers or {})
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        hl = r.getheaders()
+        return Response(r.status, {k.lower(): v for k, v in hl}, data, hl)
+    finally:
+        if own:
+            conn.close()
+
+
+def chat(port: int, body: bytes | None = None, headers: dict | None = None, **kw) -> Response:
+    return request(port, "POST", "/v1/chat/completions", body if body is not None else chat_body(), headers, **kw)
+
+
+def assert_error_body(resp: Response, status: int, code: str | None = None) -> dict:
+    assert resp.status == status, (resp.status, resp.body[:500])
+    assert resp.headers.get("content-type", "").startswith("application/json"), resp.headers
+    doc = json.loads(resp.body)
+    err = doc["error"]
+    assert isinstance(err["message"], str) and err["message"], doc
+    assert isinstance(err["type"], str) and err["type"], doc
+    assert "code" in err, doc
+    if code is not None:
+        assert err["code"] == code, doc
+    return err
+
+
+# ---- Server-sent events ---------------------------------------------------
+
+@dataclass
+class Event:
+    t: float      # seconds since the request was sent
+    data: str     # the joined data: lines
+
+    def json(self):
+        return json.loads(self.data)
+
+
+@dataclass
+class Stream:
+    status: int
+    headers: dict
+    events: list
+    body: bytes          # for a non-SSE answer
+    complete: bool       # the response body ended cleanly
+    elapsed: float
+
+    @property
+    def done(self) -> bool:
+        return any(e.data == "[DONE]" for e in self.events)
+
+    def chunks(self) -> list:
+        return [e.json() for e in self.events if e.data != "[DONE]"]
+
+    def content_events(self) -> list:
+        out = []
+        for e in self.events:
+            if e.data == "[DONE]":
+                continue
+            d = e.json()
+            for c in d.get("choices") or []:
+                if (c.get("delta") or {}).get("content"):
+                    out.append(e)
+                    break
+        return out
+
+    def content(self) -> str:
+        s = ""
+        for e in self.content_events():
+            for c in e.json()["choices"]:
+                s += c["delta"].get("content") or ""
+        return s
+
+
+def _parse_events(buf: bytes, t: float, out: list) -> bytes:
+    while True:
+        m = re.search(rb"\r?\n\r?\n", buf)
+        if not m:
+            return buf
+        raw, buf = buf[:m.start()], buf[m.end():]
+        data = [ln[5:].lstrip(b" ") if ln.startswith(b"data:") else None for ln in raw.splitlines()]
+        data = [d for d in data if d is not None]
+        if data:
+            out.append(Event(t, b"\n".join(data).decode("utf-8", "replace")))
+
+
+def stream_chat(port: int, body: bytes, headers: dict | None = None, timeout: float = IO_TIMEOUT,
+                path: str = "/v1/chat/completions", on_event=None, stop_after: int | None = None) -> Stream:
+    """POSTs and reads the SSE answer, stamping each event with its arrival time.
+
+    on_event(event) is called as each event arrives. stop_after=N closes the
+    socket abruptly after N events (a client that goes away)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = {"content-type": "application/json", "accept": "text/event-stream"}
+    h.update(headers or {})
+    t0 = time.monotonic()
+    try:
+        conn.request("POST", path, body=body, headers=h)
+        r = conn.getresponse()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        if not hdrs.get("content-type", "").startswith("text/event-stream"):
+            data = r.read()
+            return Stream(r.status, hdrs, [], data, True, time.monotonic() - t0)
+        events: list = []
+        buf = b""
+        complete = False
+        while True:
+            try:
+                piece = r.read1(65536)
+            except (http.client.IncompleteRead, ConnectionError, socket.timeout) as e:
+                if isinstance(e, socket.timeout):
+                    raise
+                break
+            if not piece:
+                complete = True
+                break
+            n = len(events)
+            buf = _parse_events(buf + piece, time.monotonic() - t0, events)
+            for ev in events[n:]:
+                if on_event:
+                    on_event(ev)
+            if stop_after is not None and len(events) >= stop_after:
+                # Abort: RST-free close of our side without reading the rest.
+                conn.sock.shutdown(socket.SHUT_RDWR)
+                break
+        return Stream(r.status, hdrs, events, buf, complete, time.monotonic() - t0)
+    finally:
+        conn.close()
+
+
+def assert_full_stream(s: Stream, tokens: int, *, usage_chunk: bool = False) -> None:
+    """A complete, intact chat stream of `tokens` content tokens."""
+    assert s.status == 200, (s.status, s.body[:300])
+    assert s.headers.get("content-type", "").startswith("text/event-stream")
+    assert s.complete, "stream did not end cleanly"
+    assert s.events and s.events[-1].data == "[DONE]", [e.data for e in s.events[-3:]]
+    chunks = s.chunks()
+    assert all("error" not in c for c in chunks), [c for c in chunks if "error" in c]
+    assert chunks[0]["choices"][0]["delta"].get("role") == "assistant"
+    assert len(s.content_events()) == tokens, (len(s.content_events()), tokens)
+    finishes = [c for c in chunks if c["choices"] and c["choices"][0].get("finish_reason")]
+    assert len(finishes) == 1
+    usage_chunks = [c for c in chunks if c.get("choices") == [] and c.get("usage")]
+    if usage_chunk:
+        assert len(usage_chunks) == 1, chunks[-2:]
+        assert chunks[-1] is usage_chunks[0]
+        assert usage_chunks[0]["usage"]["completion_tokens"] == tokens
+    else:
+        assert usage_chunks == [], usage_chunks
+        assert all(not c.get("usage") for c in chunks), "client got usage it did not ask for"
+
+
+class BackgroundStream:
+    """A healthy streaming request running on its own connection while a test
+    does something nasty on another one; join() returns the Stream."""
+
+    def __init__(self, port: int, tokens: int = 30, itl_ms: int = 20, model: str = "gpt-x"):
+        self.tokens = tokens
+        self.first = threading.Event()
+        self.result: Stream | None = None
+        self.error: BaseException | None = None
+        body = chat_body(model, stream=True)
+        hdrs = {"x-mock-itl-ms": str(itl_ms), "x-mock-tokens": str(tokens)}
+        timeout = IO_TIMEOUT + tokens * itl_ms / 1000.0
+
+        def run():
+            try:
+                self.result = stream_chat(port, body, hdrs, timeout=timeout, on_event=lambda e: self.first.set())
+            except BaseException as e:  # noqa: BLE001 - reported in join()
+                self.error = e
+            finally:
+                self.first.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.first.wait(IO_TIMEOUT * SLACK), "background stream never started"
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(IO_TIMEOUT * 3)
+        if exc[0] is not None:
+            return False
+        assert not self.thread.is_alive(), "background stream hung"
+        if self.error:
+            raise AssertionError(f"background stream failed: {self.error!r}")
+        assert self.result is not None
+        assert_full_stream(self.result, self.tokens)
+        return False
+
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+
+# ---- Raw sockets -------------------------------------------------------------
+
+class Raw:
+    """A raw client connection for requests no well-behaved client would send."""
+
+    def __init__(self, port: int, timeout: float = IO_TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.timeout = timeout
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _fill(self) -> bool:
+        try:
+            d = self.sock.recv(65536)
+        except ConnectionResetError:
+            d = b""
+        if not d:
+            return False
+        self.buf += d
+        return True
+
+    def read_until(self, sep: bytes) -> bytes:
+        while sep not in self.buf:
+            if not self._fill():
+                raise EOFError(f"connection closed before {sep!r}; have {self.buf[:200]!r}")
+        i = self.buf.index(sep) + len(sep)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise EOFError("connection closed mid-body")
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_response(self, head_only: bool = False) -> Response:
+        head = self.read_until(b"\r\n\r\n").decode("latin-1")
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ", 2)
+        assert parts[0].startswith("HTTP/1."), lines[0]
+        status = int(parts[1])
+        hl = []
+        for ln in lines[1:]:
+            if ln:
+                k, _, v = ln.partition(":")
+                hl.append((k.strip().lower(), v.strip()))
+        h = dict(hl)
+        if head_only or 100 <= status < 200 or status in (204, 304):
+            return Response(status, h, b"", hl)
+        if "chunked" in h.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size_line = self.read_until(b"\r\n")
+                size = int(size_line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    self.read_until(b"\r\n")  # no trailers expected
+                    break
+                body += self.read_exact(size)
+                assert self.read_exact(2) == b"\r\n"
+            return Response(status, h, body, hl)
+        n = int(h.get("content-length", "0"))
+        return Response(status, h, self.read_exact(n), hl)
+
+    def closed_by_peer(self, within: float) -> bool:
+        """True if the peer closes (EOF/RST) within `within` seconds; data before that is kept."""
+        deadline = time.monotonic() + within
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            finally:
+                self.sock.settimeout(self.timeout)
+            if not d:
+                return True
+            self.buf += d
+
+
+def http_head(method: str, path: str, headers: list | None = None, version: str = "HTTP/1.1") -> bytes:
+    lines = [f"{method} {path} {version}", "Host: 127.0.0.1"]
+    for k, v in headers or []:
+        lines.append(f"{k}: {v}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def raw_chat(body: bytes, headers: list | None = None) -> bytes:
+    h = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + list(headers or [])
+    return http_head("POST", "/v1/chat/completions", h) + body
+
+
+# --------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------
+
+_METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*')
+
+
+class Metrics(dict):
+    """{(name, frozenset(labels.items())): value}"""
+
+    def get1(self, name: str, **labels) -> float:
+        """The sample with exactly these labels (0 when absent)."""
+        return self.get((name, frozenset(labels.items())), 0.0)
+
+    def sum(self, name: str, **labels) -> float:
+        """Sum over every sample whose labels include `labels`."""
+        want = set(labels.items())
+        return sum(v for (n, ls), v in self.items() if n == name and want <= ls)
+
+    def names(self) -> set:
+        return {n for (n, _) in self}
+
+
+def parse_metrics(text: str) -> Metrics:
+    out = Metrics()
+    for ln in text.splitlines():
+        if not ln or ln.startswith("#"):
+            continue
+        m = _METRIC_RE.match(ln)
+        assert m, f"unparsable metrics line: {ln!r}"
+        name, labels, value = m.groups()
+        ls = {}
+        if labels:
+            pos = 0
+            while pos < len(labels):
+                lm = _LABEL_RE.match(labels, pos)
+                assert lm, f"bad labels in {ln!r}"
+                ls[lm.group(1)] = lm.group(2)
+                pos = lm.end()
+        key = (name, frozenset(ls.items()))
+        assert key not in out, f"duplicate series {ln!r}"
+        out[key] = float(value)
+    return out
+
+
+def fetch_metrics_text(admin_port: int) -> str:
+    r = request(admin_port, "GET", "/metrics")
+    assert r.status == 200, r.status
+    return r.body.decode()
+
+
+def fetch_metrics(admin_port: int) -> Metrics:
+    return parse_metrics(fetch_metrics_text(admin_port))
+
+
+def wait_until(pred, timeout: float, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what} (last={last!r})")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# A tiny upstream that records what it receives
+# --------------------------------------------------------------------------
+
+class RecordingUpstream:
+    """An OpenAI-ish upstream in Python that records each request's headers
+    and body. Streams a few chunks (without usage) when asked to stream."""
+
+    CONTENT = ["alpha ", "beta ", "gamma ", "delta "]
+
+    def __init__(self):
+        self.requests: list = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                self._record(b"")
+                self._send_json(200, {"object": "list", "data": []})
+
+            def do_POST(self):
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                self._record(body)
+                try:
+                    req = json.loads(body)
+                except ValueError:
+                    req = {}
+                if req.get("stream"):
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    for i, tok in enumerate(outer.CONTENT):
+                        ev = {"id": "rec-1", "object": "chat.completion.chunk", "model": req.get("model"),
+                              "choices": [{"index": 0, "delta": {"content": tok}, "finish_reason": None}]}
+                        self._chunk(b"data: " + json.dumps(ev).encode() + b"\n\n")
+                    fin = {"id": "rec-1", "object": "chat.completion.chunk", "model": req.get("model"),
+                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    self._chunk(b"data: " + json.dumps(fin).encode() + b"\n\n")
+                    self._chunk(b"data: [DONE]\n\n")
+                    self._chunk(b"")
+                else:
+                    self._send_json(200, {
+                        "id": "rec-1", "object": "chat.completion", "model": req.get("model"),
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(outer.CONTENT)},
+                                     "finish_reason": "stop"}]})
+
+            def _chunk(self, data: bytes):
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def _record(self, body: bytes):
+                with outer.lock:
+                    outer.requests.append({"method": self.command, "path": self.path,
+                                           "headers": [(k.lower(), v) for k, v in self.headers.items()],
+                                           "body": body})
+
+            def _send_json(self, status, doc):
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def last(self) -> dict:
+        with self.lock:
+            assert self.requests, "the upstream received no request"
+            return self.requests[-1]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port() -> int:
+    """A local port nobody listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def established_to(port: int) -> int:
+    """How many ESTABLISHED IPv4/IPv6 TCP sockets on this host have remote port `port`."""
+    n = 0
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(f).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            cols = ln.split()
+            rem, st = cols[2], cols[3]
+            if st == "01" and int(rem.rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
+class ScriptedUpstream:
+    """A raw-socket upstream that answers each request with the script named by
+    its `x-script` header: a list of byte strings (sent in order, with a short
+    pause between them; a number in the list is a pause of that many seconds,
+    "drain" reads and discards what arrived) and then closes the connection. Scripts
+    that end normally should say `connection: close` unless the test is about
+    reusing the connection. For upstreams that misbehave in ways no real HTTP
+    library would."""
+
+    def __init__(self, scripts: dict):
+        self.scripts = scripts
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.srv.settimeout(0.1)
+        self.port = self.srv.getsockname()[1]
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    def _accept_loop(self):
+        while not self.stop_flag.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket):
+        c.settimeout(5)
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            hdrs = {}
+            for ln in head.split(b"\r\n")[1:]:
+                k, _, v = ln.partition(b":")
+                hdrs[k.strip().lower().decode()] = v.strip().decode("latin-1")
+            n = int(hdrs.get("content-length", "0"))
+            while len(rest) < n:
+                d = c.recv(65536)
+                if not d:
+                    return
+                rest += d
+            script = self.scripts[hdrs.get("x-script", "")]
+            for i, piece in enumerate(script):
+                if isinstance(piece, (int, float)):
+                    time.sleep(piece)  # an explicit pause
+                    continue
+                if piece == "drain":  # read what the peer sent since, so close() sends FIN, not RST
+                    c.settimeout(0.05)
+                    try:
+                        while c.recv(65536):
+                            pass
+                    except OSError:
+                        pass
+                    continue
+                if i:
+                    time.sleep(0.005)
+                c.sendall(piece)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop_flag.set()
+        self.srv.close()
+        self.thread.join(2)
+
+
+def sse_response(*events: bytes, chunked: bool = True) -> list:
+    """Wire pieces for a 200 text/event-stream answer: head, then one piece per event."""
+    if chunked:
+        head = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+                b"connection: close\r\n\r\n")
+        return [head] + [f"{len(e):x}\r\n".encode() + e + b"\r\n" for e in events] + [b"0\r\n\r\n"]
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+    return [head] + list(events)
+
+
+def sse_chunk(content: str | None = None, finish: str | None = None, model: str = "up") -> bytes:
+    delta = {} if content is None else {"content": content}
+    d = {"id": "x", "object": "chat.completion.chunk", "model": model,
+         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(d).encode() + b"\n\n"
