@@ -123,4 +123,28 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+namespace {
+std::string_view moved(std::string_view v, const char* from, const char* to) {
+  if (v.empty()) return {};
+  return {to + (v.data() - from), v.size()};
+}
+}  // namespace
+
+void rebase(RequestHead& h, const char* from, const char* to) {
+  h.method = moved(h.method, from, to);
+  h.target = moved(h.target, from, to);
+  for (auto& f : h.headers) {
+    f.name = moved(f.name, from, to);
+    f.value = moved(f.value, from, to);
+  }
+}
+
+void rebase(ResponseHead& h, const char* from, const char* to) {
+  h.reason = moved(h.reason, from, to);
+  for (auto& f : h.headers) {
+    f.name = moved(f.name, from, to);
+    f.value = moved(f.value, from, to);
+  }
+}
+
 }  // namespace sluice::http

@@ -49,6 +49,11 @@ struct ResponseHead {
   std::string_view find(std::string_view name) const;
 };
 
+// Re-points every view of a parsed head from the buffer it was parsed in
+// (`from`) to a copy of the same bytes (`to`), so the head outlives the buffer.
+void rebase(RequestHead& h, const char* from, const char* to);
+void rebase(ResponseHead& h, const char* from, const char* to);
+
 // Hop-by-hop headers (RFC 9110 7.6.1) that a proxy must not forward.
 bool is_hop_by_hop(std::string_view name);
 

@@ -16,11 +16,6 @@ namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 8192;
 const http::h1::Limits kResponseLimits{64 * 1024, 256};
-
-std::string_view rebase(std::string_view v, const char* from, const char* to) {
-  if (v.empty()) return {};
-  return {to + (v.data() - from), v.size()};
-}
 }  // namespace
 
 Connection::Connection(asio::any_io_executor ex, asio::ssl::context* tls, std::string sni)
@@ -121,13 +116,7 @@ asio::awaitable<Status> Connection::read_head(bool request_was_head) {
           continue;
         }
         head_storage_.assign(rbuf_.data(), pr.consumed);
-        const char* from = rbuf_.data();
-        const char* to = head_storage_.data();
-        head_.reason = rebase(head_.reason, from, to);
-        for (auto& h : head_.headers) {
-          h.name = rebase(h.name, from, to);
-          h.value = rebase(h.value, from, to);
-        }
+        http::rebase(head_, rbuf_.data(), head_storage_.data());
         rbuf_.consume(pr.consumed);
         if (head_.chunked) {
           chunked_.reset();

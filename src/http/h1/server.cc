@@ -27,11 +27,6 @@ constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view k100Continue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr size_t kReadChunk = 4096;
 
-std::string_view rebase(std::string_view v, const char* from, const char* to) {
-  if (v.empty()) return {};
-  return {to + (v.data() - from), v.size()};
-}
-
 // True if `bytes` (with up to 3 bytes of context before `from`) contains the
 // end of a header block, so that a parse attempt can succeed or fail.
 bool may_hold_head_end(std::string_view bytes, size_t from) {
@@ -298,17 +293,7 @@ asio::awaitable<void> Connection::run() {
 
     // 2. Move the head out of the read buffer so later reads cannot invalidate it.
     head_storage.assign(rbuf.data(), pr.consumed);
-    {
-      const char* from = rbuf.data();
-      const char* to = head_storage.data();
-      RequestHead& h = ex.head();
-      h.method = rebase(h.method, from, to);
-      h.target = rebase(h.target, from, to);
-      for (auto& f : h.headers) {
-        f.name = rebase(f.name, from, to);
-        f.value = rebase(f.value, from, to);
-      }
-    }
+    rebase(ex.head(), rbuf.data(), head_storage.data());
     rbuf.consume(pr.consumed);
     if (draining) ex.head().keep_alive = false;
 

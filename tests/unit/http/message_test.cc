@@ -75,3 +75,25 @@ TEST(Message, ReasonPhrase) {
 
 }  // namespace
 }  // namespace sluice::http
+
+namespace sluice::http {
+namespace {
+
+TEST(Message, RebaseMovesEveryViewToTheCopy) {
+  std::string a = "POST /v1/x HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n";
+  RequestHead h;
+  h.method = std::string_view(a).substr(0, 4);
+  h.target = std::string_view(a).substr(5, 5);
+  h.headers.push_back({std::string_view(a).substr(21, 4), std::string_view(a).substr(27, 1)});
+  std::string b = a;
+  rebase(h, a.data(), b.data());
+  a.assign(a.size(), 'z');  // the original bytes are gone
+  EXPECT_EQ(h.method, "POST");
+  EXPECT_EQ(h.target, "/v1/x");
+  EXPECT_EQ(h.headers[0].name, "Host");
+  EXPECT_EQ(h.headers[0].value, "h");
+  EXPECT_EQ(h.method.data(), b.data());
+}
+
+}  // namespace
+}  // namespace sluice::http
