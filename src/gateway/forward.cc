@@ -158,6 +158,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   std::vector<int> tried;
   int stale_retries = 0;
   const int64_t t_start = SteadyClock::mono_ns();
+  int64_t sent_ns = t_start;  // when the request went to the endpoint that answered
   std::string last_error = "no endpoint";
   bool got_head = false;
   const int attempts = std::min<int>(kMaxAttempts, static_cast<int>(w.pool_views[u].size()) + 1);
@@ -200,6 +201,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
     timer.watch(live);
     ++pool->in_flight;
     timer.phase("ttft", to.ttft.count());
+    sent_ns = SteadyClock::mono_ns();
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(rc.body)};
     Status s = co_await cur.conn->write(bufs);
     if (s) s = co_await cur.conn->read_head(ex.request().method == "HEAD");
@@ -316,6 +318,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (first_piece) {
       first_piece = false;
       rc.ttft_ns = t1 - ex.start_ns();
+      w.metrics.histogram(w.fam.upstream_ttft, {up.name}).observe(static_cast<double>(t1 - sent_ns) / 1e9);
     } else if (sse) {
       w.metrics.histogram(w.fam.inter_event).observe(static_cast<double>(t1 - last_event_ns) / 1e9);
     }

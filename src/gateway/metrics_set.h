@@ -11,6 +11,7 @@ struct GatewayMetrics {
   obs::CounterFamily requests;         // {model, status}
   obs::HistogramFamily duration;       // {model}
   obs::HistogramFamily ttft;           // {model}: request start -> first body byte to the client
+  obs::HistogramFamily upstream_ttft;  // {upstream}: request sent -> first response body byte from it
   obs::HistogramFamily overhead;       // total minus time waiting on the upstream
   obs::HistogramFamily inter_event;    // gap between forwarded SSE events
   obs::CounterFamily tokens;           // {model, direction}
