@@ -3,7 +3,7 @@
 #include "gateway/stage.h"
 #include "http/error_body.h"
 #include "llm/request_inspector.h"
-#include "obs/json_escape.h"
+#include "core/json_escape.h"
 
 namespace sluice::gateway {
 
@@ -40,7 +40,7 @@ std::string models_list(const Settings& s) {
     if (!first) out += ',';
     first = false;
     out += "{\"id\":\"";
-    obs::json_escape_append(out, id);
+    json_escape_append(out, id);
     out += "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"sluice\"}";
   };
   for (const auto& m : s.models) {

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "obs/json_escape.h"
+#include "core/json_escape.h"
 
 namespace sluice::obs {
 

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "obs/utf8.h"
+#include "core/utf8.h"
 
 namespace sluice::obs {
 

@@ -6,7 +6,7 @@
 #include <ctime>
 
 #include "http/message.h"
-#include "obs/json_escape.h"
+#include "core/json_escape.h"
 
 namespace sluice::bench {
 namespace {
@@ -59,7 +59,7 @@ void table_row(std::string& out, const char* name, const Histogram& h) {
 
 void json_string(std::string& out, std::string_view s) {
   out += '"';
-  obs::json_escape_append(out, s);
+  json_escape_append(out, s);
   out += '"';
 }
 

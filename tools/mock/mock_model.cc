@@ -1,5 +1,7 @@
 #include "mock/mock_model.h"
 
+#include "core/json_escape.h"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -32,7 +34,7 @@ void append_head(std::string& out, const ResponseMeta& meta, std::string_view ob
   out += "\",\"created\":";
   append_int(out, meta.created);
   out += ",\"model\":\"";
-  append_json_escaped(out, meta.model);
+  json_escape_append(out, meta.model);
   out += "\",";
 }
 
@@ -166,29 +168,6 @@ std::string_view token_text(int64_t i) {
 
 void append_tokens(std::string& out, int64_t first, int64_t count) {
   for (int64_t i = first; i < first + count; ++i) out += token_text(i);
-}
-
-void append_json_escaped(std::string& out, std::string_view s) {
-  size_t run = 0;  // start of the pending run of bytes that need no escaping
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default: {
-        static constexpr char kHex[] = "0123456789abcdef";
-        char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-        out.append(esc, sizeof esc);
-      }
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
 }
 
 void append_int(std::string& out, int64_t v) {
@@ -390,7 +369,7 @@ std::string embeddings_json(std::string_view model, const EmbeddingRequest& req,
     out += '}';
   }
   out += "],\"model\":\"";
-  append_json_escaped(out, model);
+  json_escape_append(out, model);
   out += "\",\"usage\":{\"prompt_tokens\":";
   append_int(out, prompt_tokens);
   out += ",\"total_tokens\":";
@@ -404,7 +383,7 @@ std::string embeddings_json(std::string_view model, const EmbeddingRequest& req,
 namespace {
 void append_model(std::string& out, std::string_view id) {
   out += "{\"id\":\"";
-  append_json_escaped(out, id);
+  json_escape_append(out, id);
   out += "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"sluice-mock\"}";
 }
 }  // namespace

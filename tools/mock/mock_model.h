@@ -31,8 +31,6 @@ void append_tokens(std::string& out, int64_t first, int64_t count);
 
 // ---- JSON helpers ---------------------------------------------------------
 
-// Appends `s` escaped for use inside a JSON string (no surrounding quotes).
-void append_json_escaped(std::string& out, std::string_view s);
 void append_int(std::string& out, int64_t v);
 
 // ---- Text generation (chat completions and legacy completions) ------------

@@ -1,3 +1,4 @@
+#include "core/json_escape.h"
 #include "mock/mock_model.h"
 
 #include <cmath>
@@ -49,10 +50,10 @@ TEST(MockModel, TokensAreDeterministicWordsWithASpace) {
 
 TEST(MockModel, JsonEscaping) {
   std::string out;
-  append_json_escaped(out, "a\"b\\c\nd\te\x01" "f\x1f" "g\xc3\xa9h");
+  json_escape_append(out, "a\"b\\c\nd\te\x01" "f\x1f" "g\xc3\xa9h");
   EXPECT_EQ(out, "a\\\"b\\\\c\\nd\\te\\u0001f\\u001fg\xc3\xa9h");
   out.clear();
-  append_json_escaped(out, "plain-model_1.5");
+  json_escape_append(out, "plain-model_1.5");
   EXPECT_EQ(out, "plain-model_1.5");
   out.clear();
   append_int(out, -42);

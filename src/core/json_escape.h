@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-namespace sluice::obs {
+namespace sluice {
 
 // Appends `s` as the inside of a JSON string (RFC 8259), without the quotes.
 // `"` and `\` are escaped, control characters become \b \f \n \r \t or
@@ -12,4 +12,4 @@ namespace sluice::obs {
 // copied as is.
 void json_escape_append(std::string& out, std::string_view s);
 
-}  // namespace sluice::obs
+}  // namespace sluice

@@ -1,11 +1,11 @@
-#include "obs/json_escape.h"
+#include "core/json_escape.h"
 
 #include <array>
 #include <cstdint>
 
-#include "obs/utf8.h"
+#include "core/utf8.h"
 
-namespace sluice::obs {
+namespace sluice {
 
 namespace {
 
@@ -59,4 +59,4 @@ void json_escape_append(std::string& out, std::string_view s) {
   }
 }
 
-}  // namespace sluice::obs
+}  // namespace sluice

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <string_view>
 
-namespace sluice::obs {
+namespace sluice {
 
 // Length of the well-formed UTF-8 sequence that starts at s[i] (1..4), or, if
 // the bytes there are ill-formed, minus the number of bytes to replace with
@@ -15,4 +15,4 @@ int utf8_sequence_at(std::string_view s, size_t i);
 
 inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
-}  // namespace sluice::obs
+}  // namespace sluice

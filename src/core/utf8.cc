@@ -1,8 +1,8 @@
-#include "obs/utf8.h"
+#include "core/utf8.h"
 
 #include <cstdint>
 
-namespace sluice::obs {
+namespace sluice {
 
 int utf8_sequence_at(std::string_view s, size_t i) {
   const auto b0 = static_cast<uint8_t>(s[i]);
@@ -31,4 +31,4 @@ int utf8_sequence_at(std::string_view s, size_t i) {
   return len;
 }
 
-}  // namespace sluice::obs
+}  // namespace sluice
