@@ -76,3 +76,22 @@ bench-quick: build
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
+
+# Side-by-side comparison with nginx, HAProxy, Go net/http, fasthttp, quic-go
+# and Portkey in front of the same mock (bench/README.md). bench-peers installs
+# and builds the peers (apt, npm; outputs in ~/.cache/sluice-bench).
+.PHONY: bench bench-compare-quick bench-compare-smoke bench-peers
+bench-peers:
+	bench/peers/install
+
+# Full run (< 20 min on 2 cores): bench/results/<timestamp>.{json,md,svg}, rewrites bench/RESULTS.md.
+bench: build bench-peers
+	bench/compare --full
+
+# Quick run (< 3 min), same scenarios, smaller.
+bench-compare-quick: build bench-peers
+	bench/compare --quick
+
+# ~20 s, direct + sluice only: checks that the runner produces well-formed results.
+bench-compare-smoke: build
+	bench/compare --smoke
