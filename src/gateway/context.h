@@ -41,8 +41,8 @@ struct RequestContext {
   int64_t ttft_ns = -1;          // request start -> first body byte to the client
   int64_t upstream_wait_ns = 0;  // time spent waiting on the upstream
   int64_t events = 0;            // SSE events forwarded
-  std::string upstream_name;
-  std::string endpoint;
+  std::string_view upstream_name;  // points into the settings snapshot
+  std::string_view endpoint;       // points into the worker's pool
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 };

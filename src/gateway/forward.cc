@@ -9,7 +9,6 @@
 #include "llm/sse_scanner.h"
 #include "llm/token_estimate.h"
 #include "llm/usage.h"
-#include "net/deadline.h"
 
 namespace sluice::gateway {
 
@@ -72,34 +71,38 @@ std::string build_request_head(const RequestContext& rc, const Upstream& up, con
   return h;
 }
 
-// Deadlines of one upstream exchange. Expiry closes the connection, which
-// fails whatever is pending; `fired` says which limit it was.
+// The limits of one upstream exchange, applied through the deadline of the
+// connection in use: its expiry closes the connection, which fails whatever
+// is pending; fired() then says which limit it was.
 class UpstreamTimer {
  public:
-  UpstreamTimer(asio::any_io_executor ex, const Timeouts& t)
-      : t_(t),
-        total_at_(SteadyClock::mono_ns() + t.total.count() * 1'000'000),
-        deadline_(std::move(ex), [this] { expire(); }) {}
+  explicit UpstreamTimer(const Timeouts& t) : total_at_(SteadyClock::mono_ns() + t.total.count() * 1'000'000) {}
 
-  void watch(Connection* c) { conn_ = c; }
+  // Follows the connection of the current attempt; a new attempt starts
+  // clean. (The previous connection may already be gone: not touched.)
+  void watch(Connection* c) {
+    if (c == conn_) return;
+    conn_ = c;
+    fired_ = nullptr;
+  }
   void phase(const char* name, int64_t ms) {
     phase_ = name;
-    deadline_.arm_at(std::min(total_at_, SteadyClock::mono_ns() + ms * 1'000'000));
+    if (conn_) conn_->arm_deadline(std::min(total_at_, SteadyClock::mono_ns() + ms * 1'000'000));
   }
-  void stop() { deadline_.disarm(); }
-  const char* fired() const { return fired_; }
+  void stop() {
+    if (conn_) conn_->disarm_deadline();
+  }
+  const char* fired() {
+    if (!fired_ && conn_ && conn_->deadline_expired())
+      fired_ = SteadyClock::mono_ns() >= total_at_ ? "total" : phase_;
+    return fired_;
+  }
 
  private:
-  void expire() {
-    fired_ = SteadyClock::mono_ns() >= total_at_ ? "total" : phase_;
-    if (conn_) conn_->close();
-  }
-  const Timeouts& t_;
   int64_t total_at_;
   const char* phase_ = "connect";
   const char* fired_ = nullptr;
   Connection* conn_ = nullptr;
-  net::Deadline deadline_;
 };
 
 struct Attempt {
@@ -127,7 +130,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   http::Exchange& ex = rc.ex;
   ex.set_write_timeout_ms(to.client_stall.count());
 
-  UpstreamTimer timer(ex.executor(), to);
+  UpstreamTimer timer(to);
   Attempt cur;
   // The client vanishing closes the upstream connection at once.
   Connection* live = nullptr;

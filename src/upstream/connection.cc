@@ -19,7 +19,7 @@ const http::h1::Limits kResponseLimits{64 * 1024, 256};
 }  // namespace
 
 Connection::Connection(asio::any_io_executor ex, asio::ssl::context* tls, std::string sni)
-    : plain_(ex), use_tls_(tls != nullptr), sni_(std::move(sni)) {
+    : plain_(ex), use_tls_(tls != nullptr), sni_(std::move(sni)), deadline_(ex, [this] { close(); }) {
   if (tls) tls_stream_ = std::make_unique<asio::ssl::stream<tcp::socket>>(ex, *tls);
 }
 

@@ -19,6 +19,7 @@
 #include "http/h1/chunked.h"
 #include "http/h1/parser.h"
 #include "http/message.h"
+#include "net/deadline.h"
 
 namespace sluice::upstream {
 
@@ -26,8 +27,10 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 // One HTTP/1.1 client connection, plain or TLS. Operations carry no timeouts:
-// the caller arms a deadline whose expiry calls close(), which fails whatever
-// is pending.
+// the caller arms the connection's deadline, whose expiry closes it and so
+// fails whatever is pending. The deadline lives as long as the connection, so
+// a pooled connection re-arms it per request without touching the timer queue
+// (a later deadline only stores the new time).
 class Connection {
  public:
   // `tls` null for plain TCP. `sni` is also the name verified against the
@@ -56,6 +59,11 @@ class Connection {
   void close();
   uint64_t requests() const { return requests_; }
 
+  void arm_deadline(int64_t at_ns) { deadline_.arm_at(at_ns); }
+  void disarm_deadline() { deadline_.disarm(); }
+  // The deadline fired (and closed the connection) since it was last armed.
+  bool deadline_expired() const { return deadline_.expired(); }
+
  private:
   asio::awaitable<Result<size_t>> read_some();
 
@@ -74,6 +82,7 @@ class Connection {
   http::h1::ChunkedDecoder chunked_;
   uint64_t body_left_ = 0;   // for content-length bodies
   enum class Body { kNone, kLength, kChunked, kUntilClose, kDone } body_ = Body::kNone;
+  net::Deadline deadline_;
 };
 
 // A TLS client context for one upstream: TLS 1.2+, peer verification against
