@@ -157,8 +157,19 @@ class Gateway:
     def admin(self) -> int:
         return self.proc.ports["admin"]
 
-    def metrics(self) -> "Metrics":
-        return fetch_metrics(self.admin)
+    def metrics(self, settled: bool = True) -> "Metrics":
+        """The gateway's metrics. A request is accounted just after its last
+        byte is written, so a client can read its answer a moment before the
+        counters move: with `settled`, wait briefly (bounded) for requests in
+        progress to reach 0 before taking the snapshot."""
+        m = fetch_metrics(self.admin)
+        if not settled:
+            return m
+        deadline = time.monotonic() + 0.3 * SLACK
+        while m.get1("sluice_active_requests") > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            m = fetch_metrics(self.admin)
+        return m
 
 
 _counter = [0]

@@ -195,7 +195,7 @@ def test_client_disconnect_while_waiting_for_first_token(own_pair):
     before = g.metrics()
     with Raw(g.port) as c:
         c.send(raw_chat(chat_body(stream=True), [("x-mock-ttft-ms", "3000"), ("x-mock-tokens", "3")]))
-        wait_until(lambda: g.metrics().get1("sluice_active_requests") == 1, 1.0 * SLACK, what="request active")
+        wait_until(lambda: g.metrics(settled=False).get1("sluice_active_requests") == 1, 1.0 * SLACK, what="request active")
     wait_until(lambda: g.metrics().get1("sluice_active_requests") == 0, 1.0 * SLACK, what="active_requests == 0")
     wait_until(lambda: g.metrics().get1("sluice_client_aborts_total") > before.get1("sluice_client_aborts_total"),
                1.0 * SLACK, what="client abort counted")
