@@ -38,9 +38,11 @@ run: build
 	@echo
 	exec build/bin/sluice
 
-# Everything: unit + end-to-end in release, the same again under ASan+UBSan, then a fuzz smoke run.
+# Everything: unit + end-to-end in release, a smoke run of the benchmark runner (well-formed results only),
+# the same tests again under ASan+UBSan, then a fuzz smoke run.
 test: bootstrap
 	$(MAKE) test-release
+	bench/compare --smoke
 	$(MAKE) test-asan
 	$(MAKE) fuzz-smoke
 	@echo "make test: all suites passed"
