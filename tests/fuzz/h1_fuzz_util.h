@@ -48,4 +48,32 @@ void for_each_prefix(size_t size, F f) {
   for (size_t n = size - 32; n < size; ++n) f(n);
 }
 
+// Parsing every prefix of `buf` must agree with parsing the whole of it
+// (`whole_result`, `whole`): incomplete until the whole result is decided,
+// then the same result and the same headers. `parse(prefix, head)` parses one.
+template <class Head, class Parse>
+void check_prefixes_agree(std::string_view buf, const http::h1::ParseResult& whole_result, const Head& whole,
+                          Parse parse) {
+  using http::h1::ParseState;
+  Head h;
+  for_each_prefix(buf.size(), [&](size_t n) {
+    http::h1::ParseResult r = parse(buf.substr(0, n), h);
+    switch (whole_result.state) {
+      case ParseState::kIncomplete:
+        check(r.state == ParseState::kIncomplete);
+        break;
+      case ParseState::kError:
+        check(r.state == ParseState::kIncomplete || same_result(r, whole_result));
+        break;
+      case ParseState::kComplete:
+        if (n < whole_result.consumed) {
+          check(r.state == ParseState::kIncomplete);
+        } else {
+          check(same_result(r, whole_result) && same_headers(h.headers, whole.headers));
+        }
+        break;
+    }
+  });
+}
+
 }  // namespace sluice::fuzz

@@ -76,24 +76,8 @@ void run(std::string_view buf, const h1::Limits& lim) {
   check_head(buf, wr, whole, lim);
   if (wr.state == h1::ParseState::kComplete) check_canonical_round_trip(whole, lim);
 
-  sluice::http::RequestHead h;
-  sluice::fuzz::for_each_prefix(buf.size(), [&](size_t n) {
-    h1::ParseResult r = h1::parse_request_head(buf.substr(0, n), h, lim);
-    switch (wr.state) {
-      case h1::ParseState::kIncomplete:
-        check(r.state == h1::ParseState::kIncomplete);
-        break;
-      case h1::ParseState::kError:
-        check(r.state == h1::ParseState::kIncomplete || sluice::fuzz::same_result(r, wr));
-        break;
-      case h1::ParseState::kComplete:
-        if (n < wr.consumed) {
-          check(r.state == h1::ParseState::kIncomplete);
-        } else {
-          check(sluice::fuzz::same_result(r, wr) && sluice::fuzz::same_headers(h.headers, whole.headers));
-        }
-        break;
-    }
+  sluice::fuzz::check_prefixes_agree(buf, wr, whole, [&](std::string_view prefix, sluice::http::RequestHead& h) {
+    return h1::parse_request_head(prefix, h, lim);
   });
 }
 

@@ -68,24 +68,8 @@ void run(std::string_view buf, const h1::Limits& lim, bool was_head) {
   check_head(buf, wr, whole, lim, was_head);
   if (wr.state == h1::ParseState::kComplete) check_canonical_round_trip(whole, lim, was_head);
 
-  sluice::http::ResponseHead h;
-  sluice::fuzz::for_each_prefix(buf.size(), [&](size_t n) {
-    h1::ParseResult r = h1::parse_response_head(buf.substr(0, n), h, lim, was_head);
-    switch (wr.state) {
-      case h1::ParseState::kIncomplete:
-        check(r.state == h1::ParseState::kIncomplete);
-        break;
-      case h1::ParseState::kError:
-        check(r.state == h1::ParseState::kIncomplete || sluice::fuzz::same_result(r, wr));
-        break;
-      case h1::ParseState::kComplete:
-        if (n < wr.consumed) {
-          check(r.state == h1::ParseState::kIncomplete);
-        } else {
-          check(sluice::fuzz::same_result(r, wr) && sluice::fuzz::same_headers(h.headers, whole.headers));
-        }
-        break;
-    }
+  sluice::fuzz::check_prefixes_agree(buf, wr, whole, [&](std::string_view prefix, sluice::http::ResponseHead& h) {
+    return h1::parse_response_head(prefix, h, lim, was_head);
   });
 }
 
