@@ -142,20 +142,6 @@ asio::awaitable<void> forward(RequestContext& rc) {
     ~HookGuard() { ex.set_abort_hook(nullptr); }
   } hook_guard{ex};
 
-  auto fail_before_response = [&](int status, std::string code, std::string message) -> asio::awaitable<void> {
-    rc.status = status;
-    rc.error_code = code;
-    w.metrics.counter(w.fam.rejected, {code}).inc();
-    if (ex.aborted()) {
-      rc.status = 499;
-      co_return;
-    }
-    std::string body = http::error_body(message, http::error_type_for_status(status), code);
-    std::array<http::Header, 2> hs{{{"content-type", "application/json"}, {"x-request-id", rc.request_id}}};
-    rc.bytes_out = body.size();
-    (void)co_await ex.respond(status, hs, body);
-  };
-
   std::string head;
   const upstream::Target* head_for = nullptr;
   std::vector<int> tried;
@@ -242,10 +228,10 @@ asio::awaitable<void> forward(RequestContext& rc) {
       w.metrics.counter(w.fam.timeouts, {kind}).inc();
       // A connect timeout was already counted as an upstream error in the loop.
       if (kind != "connect") w.metrics.counter(w.fam.upstream_errors, {up.name, kind + "_timeout"}).inc();
-      co_await fail_before_response(504, "upstream_timeout",
+      co_await reply_locally(rc, 504, "upstream_timeout",
                                     "the upstream did not answer in time (" + kind + " timeout)");
     } else {
-      co_await fail_before_response(502, "upstream_unavailable", "upstream " + up.name + " failed: " + last_error);
+      co_await reply_locally(rc, 502, "upstream_unavailable", "upstream " + up.name + " failed: " + last_error);
     }
     co_return;
   }

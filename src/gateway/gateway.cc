@@ -186,8 +186,7 @@ asio::awaitable<void> call_admin(Gateway* g, http::Exchange& ex) {
   co_await g->admin_handle(ex);
 }
 
-asio::awaitable<void> wait_for_signal_then_drain(asio::io_context* ctx, Gateway* g, std::atomic<bool>* draining,
-                                                 std::atomic<size_t>* drained, size_t workers,
+asio::awaitable<void> wait_for_signal_then_drain(asio::io_context* ctx, std::atomic<size_t>* drained, size_t workers,
                                                  std::chrono::milliseconds deadline,
                                                  std::function<void()> begin) {
   asio::signal_set signals(*ctx, SIGINT, SIGTERM);
@@ -213,7 +212,7 @@ void Gateway::begin_drain() {
 
 int Gateway::run() {
   asio::co_spawn(main_ctx_,
-                 wait_for_signal_then_drain(&main_ctx_, this, &draining_, &drained_workers_, workers_.size(),
+                 wait_for_signal_then_drain(&main_ctx_, &drained_workers_, workers_.size(),
                                             settings_->server.drain_timeout, [this] { begin_drain(); }),
                  asio::detached);
   main_ctx_.run();

@@ -10,6 +10,16 @@ namespace sluice::gateway {
 
 namespace asio = boost::asio;
 
+namespace {
+// An HTTP status as a metric label, without allocating.
+struct StatusLabel {
+  explicit StatusLabel(int status) : len(std::to_chars(buf, buf + sizeof buf, status).ptr - buf) {}
+  std::string_view view() const { return {buf, static_cast<size_t>(len)}; }
+  char buf[12];
+  long len;
+};
+}  // namespace
+
 asio::awaitable<void> handle_exchange(WorkerContext* w, http::Exchange& ex) { co_await w->handle(ex); }
 
 WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings> s, const SharedUpstreams& shared,
@@ -40,12 +50,10 @@ WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings
 void WorkerContext::on_connection_open() { metrics.gauge(fam.connections).add(1); }
 void WorkerContext::on_connection_close() { metrics.gauge(fam.connections).add(-1); }
 void WorkerContext::on_protocol_error(int status, std::string_view reason) {
-  char buf[8];
-  auto r = std::to_chars(buf, buf + sizeof buf, status);
-  std::string_view st(buf, r.ptr - buf);
+  const StatusLabel st(status);
   metrics.counter(fam.rejected, {status == 408 ? "header_timeout" : status == 431 ? "header_too_large" : "bad_request"})
       .inc();
-  metrics.counter(fam.requests, {"none", st}).inc();
+  metrics.counter(fam.requests, {"none", st.view()}).inc();
 }
 
 asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
@@ -56,7 +64,7 @@ asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
     StageResult r = stage->process(rc);
     if (r.action == StageAction::kSuspend) r = co_await stage->resume(rc);
     if (r.action == StageAction::kRespond) {
-      co_await local_reply(rc, r);
+      co_await reply_locally(rc, r.status, std::move(r.code), std::move(r.message), std::move(r.body));
       answered = true;
       break;
     }
@@ -66,17 +74,20 @@ asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
   settle(rc);
 }
 
-asio::awaitable<void> WorkerContext::local_reply(RequestContext& rc, const StageResult& r) {
-  rc.status = r.status;
-  rc.error_code = r.code;
-  if (!r.code.empty()) metrics.counter(fam.rejected, {r.code}).inc();
-  if (r.status == 499) co_return;  // nobody to answer
-  std::string body = r.body.empty() ? http::error_body(r.message, http::error_type_for_status(r.status), r.code)
-                                    : r.body;
+asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string code, std::string message,
+                                   std::string body) {
+  rc.status = status;
+  rc.error_code = code;
+  if (!code.empty()) rc.w->metrics.counter(rc.w->fam.rejected, {code}).inc();
+  if (status == 499 || rc.ex.aborted()) {  // nobody to answer
+    rc.status = 499;
+    co_return;
+  }
+  if (body.empty()) body = http::error_body(message, http::error_type_for_status(status), code);
   std::array<http::Header, 2> headers{{{"content-type", "application/json"}, {"x-request-id", rc.request_id}}};
   size_t n = rc.request_id.empty() ? 1 : 2;
   rc.bytes_out = body.size();
-  (void)co_await rc.ex.respond(r.status, std::span<const http::Header>(headers.data(), n), body);
+  (void)co_await rc.ex.respond(status, std::span<const http::Header>(headers.data(), n), body);
 }
 
 void WorkerContext::settle(RequestContext& rc) {
@@ -84,10 +95,8 @@ void WorkerContext::settle(RequestContext& rc) {
   const int64_t total_ns = now - rc.ex.start_ns();
   std::string_view model = rc.route ? std::string_view(rc.info.model) : std::string_view("none");
   if (rc.route && model.empty()) model = "none";
-  char buf[8];
-  auto r = std::to_chars(buf, buf + sizeof buf, rc.status);
-  std::string_view status(buf, r.ptr - buf);
-  metrics.counter(fam.requests, {model, status}).inc();
+  const StatusLabel status(rc.status);
+  metrics.counter(fam.requests, {model, status.view()}).inc();
   metrics.histogram(fam.duration, {model}).observe(static_cast<double>(total_ns) / 1e9);
   if (rc.route) {
     if (rc.ttft_ns >= 0) metrics.histogram(fam.ttft, {model}).observe(static_cast<double>(rc.ttft_ns) / 1e9);

@@ -56,9 +56,14 @@ class WorkerContext final : public http::h1::ServerObserver {
   http::Handler handler;  // bound to handle()
 
  private:
-  boost::asio::awaitable<void> local_reply(RequestContext& rc, const StageResult& r);
   void settle(RequestContext& rc);
 };
+
+// Answers a request locally and counts it: `body` as is when given, else an
+// OpenAI-style error from `code` and `message`. Nothing is sent when the
+// client is gone (status 499).
+boost::asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string code, std::string message,
+                                           std::string body = {});
 
 // Forwards a routed request to its upstream and streams the answer back.
 boost::asio::awaitable<void> forward(RequestContext& rc);
