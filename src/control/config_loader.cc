@@ -465,8 +465,8 @@ class SettingsBuilder {
  private:
   void read_server(const Field& f) {
     Mapping m = r_.mapping(
-        f, {"listen", "admin_listen", "workers", "max_header_bytes", "max_headers",
-            "max_body_bytes", "header_timeout", "idle_timeout", "drain_timeout", "access_log"});
+        f, {"listen", "admin_listen", "workers", "max_header_bytes", "max_headers", "max_body_bytes",
+            "header_timeout", "idle_timeout", "drain_timeout", "access_log", "tls", "http2"});
     gateway::Server& sv = s_.server;
     const Field* listen = m.find("listen");
     const Field* admin = m.find("admin_listen");
@@ -495,6 +495,77 @@ class SettingsBuilder {
     if (const Field* v = m.find("idle_timeout")) sv.idle_timeout = r_.duration(*v);
     if (const Field* v = m.find("drain_timeout")) sv.drain_timeout = r_.duration(*v);
     if (const Field* v = m.find("access_log")) sv.access_log = read_access_log(*v);
+    sv.h2.max_header_list_bytes = static_cast<uint32_t>(std::min<uint64_t>(sv.max_header_bytes, 1u << 30));
+    sv.h2.max_headers = sv.max_headers;
+    if (const Field* v = m.find("http2")) read_http2(*v, sv);
+    if (const Field* v = m.find("tls")) read_server_tls(*v, sv);
+  }
+
+  void read_http2(const Field& f, gateway::Server& sv) {
+    Mapping m = r_.mapping(f, {"enabled", "max_concurrent_streams", "max_header_list_bytes", "header_table_bytes",
+                               "stream_window_bytes", "connection_window_bytes", "stream_buffer_bytes",
+                               "max_continuations", "max_connection_memory", "max_resets_per_second",
+                               "max_control_frames_per_second", "max_empty_frames_per_second"});
+    http::h2::Options& o = sv.h2;
+    constexpr uint64_t kMaxWindow = (1u << 31) - 1;
+    auto u32 = [&](const char* key, uint32_t& out, uint64_t lo, uint64_t hi, bool size) {
+      if (const Field* v = m.find(key)) {
+        uint64_t x = size ? r_.size(*v) : r_.integer(*v, lo, hi);
+        if (x < lo || x > hi)
+          r_.fail(*v, std::string(key) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+        out = static_cast<uint32_t>(x);
+      }
+    };
+    auto rate = [&](const char* key, http::h2::RateLimit& out) {
+      if (const Field* v = m.find(key)) {
+        out.per_second = static_cast<double>(r_.integer(*v, 1, 1'000'000));
+        out.burst = out.per_second * 2;
+      }
+    };
+    if (const Field* v = m.find("enabled")) sv.http2 = r_.boolean(*v);
+    u32("max_concurrent_streams", o.max_concurrent_streams, 1, 10'000, false);
+    u32("max_header_list_bytes", o.max_header_list_bytes, 1024, 1u << 30, true);
+    u32("header_table_bytes", o.header_table_bytes, 0, 1u << 20, true);
+    u32("stream_window_bytes", o.stream_window_bytes, 65'535, kMaxWindow, true);
+    u32("connection_window_bytes", o.connection_window_bytes, 65'535, kMaxWindow, true);
+    u32("stream_buffer_bytes", o.stream_buffer_bytes, 1024, 1u << 30, true);
+    u32("max_continuations", o.max_continuations, 1, 1000, false);
+    if (const Field* v = m.find("max_connection_memory")) o.max_connection_memory = r_.size(*v);
+    rate("max_resets_per_second", o.resets);
+    rate("max_control_frames_per_second", o.control_frames);
+    rate("max_empty_frames_per_second", o.empty_frames);
+  }
+
+  void read_server_tls(const Field& f, gateway::Server& sv) {
+    Mapping m = r_.mapping(f, {"listen", "certificates", "min_version", "session_tickets", "reload_check"});
+    gateway::ServerTls& t = sv.tls;
+    const Field& listen = r_.require(m, "listen");
+    t.listen = r_.text(listen, "an address like 0.0.0.0:8443");
+    ListenAddr a;
+    if (std::string why = parse_listen(t.listen, a); !why.empty()) r_.fail(listen, why);
+    if (t.listen == sv.listen || t.listen == sv.admin_listen)
+      r_.fail(listen, "tls.listen " + in_quotes(t.listen) + " must differ from listen and admin_listen");
+    const Field& certs = r_.require(m, "certificates");
+    for (const Field& c : r_.sequence(certs)) {
+      Mapping cm = r_.mapping(c, {"cert_file", "key_file"});
+      auto readable = [&](const Field& v) {
+        std::string path = r_.text(v, "a file path");
+        if (access(path.c_str(), R_OK) != 0)
+          r_.fail(v, "cannot read " + in_quotes(path) + ": " + std::strerror(errno));
+        return path;
+      };
+      std::string cert = readable(r_.require(cm, "cert_file"));
+      std::string key = readable(r_.require(cm, "key_file"));
+      t.certificates.emplace_back(std::move(cert), std::move(key));
+    }
+    if (t.certificates.empty()) r_.fail(certs, "no certificates: add at least one cert_file/key_file pair");
+    if (const Field* v = m.find("min_version")) {
+      std::string mv = r_.text(*v, "\"1.2\" or \"1.3\"");
+      if (mv != "1.2" && mv != "1.3") r_.fail(*v, "min_version must be \"1.2\" or \"1.3\", got " + in_quotes(mv));
+      t.tls12 = mv == "1.2";
+    }
+    if (const Field* v = m.find("session_tickets")) t.session_tickets = r_.boolean(*v);
+    if (const Field* v = m.find("reload_check")) t.reload_check = r_.duration(*v);
   }
 
   std::string read_access_log(const Field& f) {

@@ -114,6 +114,22 @@ Status Gateway::start() {
   if (!api) return api.status();
   api_ = std::move(*api);
 
+  if (!s.server.tls.listen.empty()) {
+    net::TlsServerOptions to;
+    for (const auto& [cert, key] : s.server.tls.certificates) to.certificates.push_back({cert, key});
+    to.tls12 = s.server.tls.tls12;
+    to.session_tickets = s.server.tls.session_tickets;
+    to.http2 = s.server.http2;
+    auto tls = net::TlsServer::create(std::move(to));
+    if (!tls) return tls.status();
+    tls_ = std::move(*tls);
+    auto tep = net::parse_listen_address(s.server.tls.listen);
+    if (!tep) return tep.status();
+    auto tl = http::HttpListener::open(ctxs, *tep);
+    if (!tl) return tl.status();
+    tls_listener_ = std::move(*tl);
+  }
+
   auto admin_ep = net::parse_listen_address(s.server.admin_listen);
   if (!admin_ep) return admin_ep.status();
   auto admin = http::HttpListener::open({&main_ctx_}, *admin_ep);
@@ -127,8 +143,9 @@ Status Gateway::start() {
         std::make_unique<WorkerContext>(ctx, settings_, shared_, registry_.add_shard(), *fam_, buf));
     WorkerContext& w = *contexts_.back();
     api_->start(i, {&w.handler, &w.server_opts, &w, &w.connections});
+    if (tls_listener_) tls_listener_->start(i, {&w.handler, &w.server_opts, &w, &w.connections, tls_.get()});
     if (mock_) {
-      mock_connections_.push_back(std::make_unique<http::h1::ConnectionSet>());
+      mock_connections_.push_back(std::make_unique<http::ConnectionSet>());
       mock_->start(i, {&options_.builtin_backend, &mock_opts_, nullptr, mock_connections_.back().get()});
     }
     if (buf) asio::co_spawn(ctx, flush_log_periodically(buf), asio::detached);
@@ -153,7 +170,7 @@ Status Gateway::write_port_file() const {
   std::string tmp = options_.port_file + ".tmp";
   {
     std::ofstream f(tmp);
-    f << "{\"api\":" << api_port() << ",\"admin\":" << admin_port() << "}\n";
+    f << "{\"api\":" << api_port() << ",\"admin\":" << admin_port() << ",\"tls\":" << tls_port() << "}\n";
     if (!f) return Status(Errc::kIo, "cannot write " + tmp);
   }
   if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0)
@@ -172,10 +189,11 @@ bool Gateway::ready() const {
 
 namespace {
 
-asio::awaitable<void> drain_worker(WorkerContext* w, http::HttpListener* api, size_t i,
+asio::awaitable<void> drain_worker(WorkerContext* w, http::HttpListener* api, http::HttpListener* tls, size_t i,
                                    std::atomic<size_t>* drained) {
   w->draining = true;
   api->close(i);
+  if (tls) tls->close(i);
   w->connections.drain_all();
   while (w->connections.size() > 0) co_await sleep_for(20ms);
   drained->fetch_add(1);
@@ -204,13 +222,46 @@ asio::awaitable<void> wait_for_signal_then_drain(asio::io_context* ctx, std::ato
 void Gateway::begin_drain() {
   if (draining_.exchange(true)) return;
   for (size_t i = 0; i < workers_.size(); ++i) {
-    asio::co_spawn(workers_.at(i).ctx(), drain_worker(contexts_[i].get(), api_.get(), i, &drained_workers_),
+    asio::co_spawn(workers_.at(i).ctx(), drain_worker(contexts_[i].get(), api_.get(), tls_listener_.get(), i, &drained_workers_),
                    asio::detached);
   }
   admin_connections_.drain_all();
 }
 
+void Gateway::reload_certificates(const char* why) {
+  Status st = tls_->reload();
+  if (st) std::fprintf(stderr, "sluice: TLS certificates reloaded (%s)\n", why);
+  else std::fprintf(stderr, "sluice: TLS certificate reload failed (%s), keeping the old ones: %s\n", why,
+                    st.message().c_str());
+}
+
+namespace {
+
+asio::awaitable<void> reload_on_sighup(Gateway* g, asio::io_context* ctx) {
+  asio::signal_set signals(*ctx, SIGHUP);
+  for (;;) {
+    auto [ec, sig] = co_await signals.async_wait(kNoThrow);
+    if (ec) co_return;
+    g->reload_certificates("SIGHUP");
+  }
+}
+
+asio::awaitable<void> watch_certificates(Gateway* g, const net::TlsServer* tls, std::chrono::milliseconds every) {
+  for (;;) {
+    co_await sleep_for(every);
+    if (tls->files_changed()) g->reload_certificates("files changed");
+  }
+}
+
+}  // namespace
+
 int Gateway::run() {
+  if (tls_) {
+    asio::co_spawn(main_ctx_, reload_on_sighup(this, &main_ctx_), asio::detached);
+    if (settings_->server.tls.reload_check.count() > 0)
+      asio::co_spawn(main_ctx_, watch_certificates(this, tls_.get(), settings_->server.tls.reload_check),
+                     asio::detached);
+  }
   asio::co_spawn(main_ctx_,
                  wait_for_signal_then_drain(&main_ctx_, &drained_workers_, workers_.size(),
                                             settings_->server.drain_timeout, [this] { begin_drain(); }),

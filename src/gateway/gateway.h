@@ -12,6 +12,7 @@
 #include "gateway/worker_context.h"
 #include "http/exchange.h"
 #include "http/listener.h"
+#include "net/tls_server.h"
 #include "net/worker_pool.h"
 #include "obs/access_log.h"
 #include "obs/metrics.h"
@@ -41,9 +42,13 @@ class Gateway {
 
   uint16_t api_port() const { return api_ ? api_->port() : 0; }
   uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
+  uint16_t tls_port() const { return tls_listener_ ? tls_listener_->port() : 0; }
   bool ready() const;
   // /healthz, /readyz, /metrics.
   boost::asio::awaitable<void> admin_handle(http::Exchange& ex);
+  // Loads the certificate files again (SIGHUP, or a change the watcher saw).
+  // Live connections keep the certificates they started with.
+  void reload_certificates(const char* why);
 
  private:
   void begin_drain();
@@ -58,14 +63,16 @@ class Gateway {
   SharedUpstreams shared_;
   std::vector<std::unique_ptr<WorkerContext>> contexts_;
   std::unique_ptr<http::HttpListener> api_;
+  std::unique_ptr<net::TlsServer> tls_;
+  std::unique_ptr<http::HttpListener> tls_listener_;
   std::unique_ptr<http::HttpListener> mock_;
-  std::vector<std::unique_ptr<http::h1::ConnectionSet>> mock_connections_;
-  http::h1::ServerOptions mock_opts_;
+  std::vector<std::unique_ptr<http::ConnectionSet>> mock_connections_;
+  http::ServerOptions mock_opts_;
 
   boost::asio::io_context main_ctx_{1};
   std::unique_ptr<http::HttpListener> admin_;
-  http::h1::ConnectionSet admin_connections_;
-  http::h1::ServerOptions admin_opts_;
+  http::ConnectionSet admin_connections_;
+  http::ServerOptions admin_opts_;
   http::Handler admin_handler_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> started_{false};

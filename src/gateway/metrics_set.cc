@@ -29,6 +29,11 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
       rejected(r.counter("sluice_rejected_requests_total", "Requests answered locally with an error, by reason.",
                          {"reason"})),
       timeouts(r.counter("sluice_timeouts_total", "Timeouts by kind.", {"kind"})),
-      client_aborts(r.counter("sluice_client_aborts_total", "Clients that went away before their response ended.")) {}
+      client_aborts(r.counter("sluice_client_aborts_total", "Clients that went away before their response ended.")),
+      connections_total(r.counter("sluice_connections_total", "Client connections served, by protocol.", {"protocol"})),
+      protocol_limits(r.counter("sluice_protocol_limits_total",
+                                "Connection limits and attack defences that fired (e.g. HTTP/2 rapid_reset), by protocol.",
+                                {"protocol", "limit"})),
+      tls_handshake_errors(r.counter("sluice_tls_handshake_errors_total", "TLS handshakes that failed or timed out.")) {}
 
 }  // namespace sluice::gateway

@@ -24,6 +24,9 @@ struct GatewayMetrics {
   obs::CounterFamily rejected;         // {reason}: local error replies and codec rejections
   obs::CounterFamily timeouts;         // {kind}
   obs::CounterFamily client_aborts;    // client went away before the response ended
+  obs::CounterFamily connections_total;  // {protocol}: accepted client connections
+  obs::CounterFamily protocol_limits;    // {protocol, limit}: connection limits and attack defences that fired
+  obs::CounterFamily tls_handshake_errors;
 };
 
 }  // namespace sluice::gateway

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/h2/codec.h"
+
 namespace sluice::gateway {
 
 using Millis = std::chrono::milliseconds;
@@ -65,8 +67,17 @@ struct ModelRoute {
   Timeouts timeouts;    // fully resolved (defaults <- upstream <- model)
 };
 
+// The TLS listener (HTTP/1.1 and HTTP/2 by ALPN).
+struct ServerTls {
+  std::string listen;  // empty: no TLS listener
+  std::vector<std::pair<std::string, std::string>> certificates;  // (cert_file, key_file); first is the default
+  bool tls12 = true;                                              // min_version "1.2" (else "1.3")
+  bool session_tickets = true;
+  Millis reload_check{2000};  // how often certificate files are checked for changes (0: only on SIGHUP)
+};
+
 struct Server {
-  std::string listen = "0.0.0.0:8080";  // host:port, [v6]:port; host is an IP literal
+  std::string listen = "0.0.0.0:8080";  // host:port, [v6]:port; host is an IP literal (HTTP/1.1 and h2c)
   std::string admin_listen = "127.0.0.1:9901";
   uint32_t workers = 0;  // 0 = one per core
   uint64_t max_header_bytes = 64 * 1024;
@@ -76,6 +87,9 @@ struct Server {
   Millis idle_timeout{60000};         // keep-alive idle
   Millis drain_timeout{30000};        // graceful shutdown deadline
   std::string access_log = "stdout";  // stdout | stderr | off | a file path
+  ServerTls tls;
+  bool http2 = true;  // h2c (prior knowledge) on `listen`, "h2" by ALPN on the TLS listener
+  http::h2::Options h2;
 };
 
 struct Settings {

@@ -44,10 +44,19 @@ WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings
   server_opts.idle_timeout_ms = srv.idle_timeout.count();
   server_opts.body_timeout_ms = srv.header_timeout.count();
   server_opts.write_stall_ms = settings->default_timeouts.client_stall.count();
+  server_opts.http2 = srv.http2;
+  server_opts.h2 = srv.h2;
   handler = [this](http::Exchange& ex) { return handle_exchange(this, ex); };
 }
 
-void WorkerContext::on_connection_open() { metrics.gauge(fam.connections).add(1); }
+void WorkerContext::on_connection_open(std::string_view protocol) {
+  metrics.gauge(fam.connections).add(1);
+  metrics.counter(fam.connections_total, {protocol}).inc();
+}
+void WorkerContext::on_limit(std::string_view protocol, std::string_view limit) {
+  metrics.counter(fam.protocol_limits, {protocol, limit}).inc();
+}
+void WorkerContext::on_tls_handshake_error() { metrics.counter(fam.tls_handshake_errors).inc(); }
 void WorkerContext::on_connection_close() { metrics.gauge(fam.connections).add(-1); }
 void WorkerContext::on_protocol_error(int status, std::string_view reason) {
   const StatusLabel st(status);

@@ -28,7 +28,7 @@ struct SharedUpstreams {
 };
 
 // One worker's gateway state. Only the worker's thread touches it.
-class WorkerContext final : public http::h1::ServerObserver {
+class WorkerContext final : public http::ServerObserver {
  public:
   WorkerContext(boost::asio::io_context& ctx, std::shared_ptr<const Settings> settings,
                 const SharedUpstreams& shared, obs::Shard& metrics, const GatewayMetrics& fam,
@@ -37,7 +37,9 @@ class WorkerContext final : public http::h1::ServerObserver {
   boost::asio::awaitable<void> handle(http::Exchange& ex);
 
   // ServerObserver
-  void on_connection_open() override;
+  void on_connection_open(std::string_view protocol) override;
+  void on_limit(std::string_view protocol, std::string_view limit) override;
+  void on_tls_handshake_error() override;
   void on_connection_close() override;
   void on_protocol_error(int status, std::string_view reason) override;
 
@@ -51,8 +53,8 @@ class WorkerContext final : public http::h1::ServerObserver {
   std::vector<uint64_t> rr;  // per upstream
   bool draining = false;
   std::vector<std::unique_ptr<Stage>> stages;
-  http::h1::ConnectionSet connections;
-  http::h1::ServerOptions server_opts;
+  http::ConnectionSet connections;
+  http::ServerOptions server_opts;
   http::Handler handler;  // bound to handle()
 
  private:

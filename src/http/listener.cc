@@ -6,25 +6,79 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "http/h1/server.h"
+#include "http/h2/server.h"
+#include "http/transport.h"
+#include "net/deadline.h"
 #include "net/listener.h"
+#include "net/tls_server.h"
 
 namespace sluice::http {
 
 namespace {
 
-asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor* acc, WorkerBinding b) {
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+// Cleartext: HTTP/2 with prior knowledge starts with the client preface;
+// anything else is HTTP/1.1. The bytes read to decide go to the codec.
+asio::awaitable<void> serve_cleartext(tcp::socket sock, const ServeContext* ctx) {
+  if (!ctx->options->http2) {
+    co_await h1::serve_connection(std::move(sock), *ctx, {});
+    co_return;
+  }
+  std::string initial;
+  {
+    net::Deadline deadline(sock.get_executor(), [&sock] { close_socket(sock); });
+    deadline.arm_ms(ctx->options->idle_timeout_ms);
+    char buf[4096];
+    while (initial.size() < h2::kClientPreface.size() &&
+           h2::kClientPreface.starts_with(initial)) {
+      auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), kNoThrow);
+      if (ec || n == 0) co_return;
+      initial.append(buf, n);
+    }
+  }
+  if (initial.starts_with(h2::kClientPreface)) {
+    co_await h2::serve_connection(std::move(sock), *ctx, std::move(initial));
+  } else {
+    co_await h1::serve_connection(std::move(sock), *ctx, std::move(initial));
+  }
+}
+
+asio::awaitable<void> serve_tls(tcp::socket sock, const ServeContext* ctx) {
+  boost::system::error_code ec;
+  sock.set_option(tcp::no_delay(true), ec);
+  std::shared_ptr<const net::TlsBundle> bundle = ctx->tls->current();
+  auto stream = std::make_unique<TlsStream>(std::move(sock), bundle->default_context());
+  bool ok = false;
+  {
+    net::Deadline deadline(stream->get_executor(), [s = stream.get()] { close_socket(s->next_layer()); });
+    deadline.arm_ms(ctx->options->header_timeout_ms);
+    auto [hec] = co_await stream->async_handshake(asio::ssl::stream_base::server, kNoThrow);
+    ok = !hec;
+  }
+  if (!ok) {
+    if (ctx->observer) ctx->observer->on_tls_handshake_error();
+    close_socket(stream->next_layer());
+    co_return;
+  }
+  const bool h2 = ctx->options->http2 && net::negotiated_alpn(stream->native_handle()) == "h2";
+  if (h2) co_await h2::serve_connection(std::move(stream), *ctx, {}, std::move(bundle));
+  else co_await h1::serve_connection(std::move(stream), *ctx, {}, std::move(bundle));
+}
+
+asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor* acc, const ServeContext* ctx) {
   for (;;) {
-    auto [ec, sock] = co_await acc->async_accept(asio::as_tuple(asio::use_awaitable));
+    auto [ec, sock] = co_await acc->async_accept(kNoThrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
       // Out of descriptors or a transient error: back off briefly instead of spinning.
       asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));
-      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      co_await t.async_wait(kNoThrow);
       continue;
     }
-    asio::co_spawn(acc->get_executor(),
-                   h1::serve_connection(std::move(sock), *b.handler, *b.options, b.observer, b.connections),
-                   asio::detached);
+    if (ctx->tls) asio::co_spawn(acc->get_executor(), serve_tls(std::move(sock), ctx), asio::detached);
+    else asio::co_spawn(acc->get_executor(), serve_cleartext(std::move(sock), ctx), asio::detached);
   }
 }
 
@@ -39,13 +93,16 @@ Result<std::unique_ptr<HttpListener>> HttpListener::open(const std::vector<asio:
     if (!acc) return acc.status();
     if (bind_ep.port() == 0) bind_ep.port(acc->local_endpoint().port());  // the rest share the picked port
     l->acceptors_.push_back(std::make_unique<asio::ip::tcp::acceptor>(std::move(*acc)));
+    l->contexts_.push_back(nullptr);
   }
   l->port_ = bind_ep.port();
   return l;
 }
 
-void HttpListener::start(size_t i, WorkerBinding b) {
-  asio::co_spawn(acceptors_[i]->get_executor(), accept_loop(acceptors_[i].get(), b), asio::detached);
+void HttpListener::start(size_t i, ServeContext ctx) {
+  contexts_[i] = std::make_unique<ServeContext>(ctx);
+  asio::co_spawn(acceptors_[i]->get_executor(), accept_loop(acceptors_[i].get(), contexts_[i].get()),
+                 asio::detached);
 }
 
 void HttpListener::close(size_t i) {

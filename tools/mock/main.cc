@@ -55,10 +55,10 @@ int main(int argc, char** argv) {
   }
   auto& listener = **l;
   sluice::http::Handler handler = [&opts](sluice::http::Exchange& ex) { return serve(&opts, ex); };
-  sluice::http::h1::ServerOptions sopts;
+  sluice::http::ServerOptions sopts;
   sopts.idle_timeout_ms = 300'000;
   sopts.write_stall_ms = 300'000;
-  std::vector<sluice::http::h1::ConnectionSet> sets(pool.size());
+  std::vector<sluice::http::ConnectionSet> sets(pool.size());
   for (size_t i = 0; i < pool.size(); ++i) listener.start(i, {&handler, &sopts, nullptr, &sets[i]});
   pool.start();
   if (!port_file.empty()) {
