@@ -543,7 +543,7 @@ class SettingsBuilder {
     t.listen = r_.text(listen, "an address like 0.0.0.0:8443");
     ListenAddr a;
     if (std::string why = parse_listen(t.listen, a); !why.empty()) r_.fail(listen, why);
-    if (t.listen == sv.listen || t.listen == sv.admin_listen)
+    if (a.port != 0 && (t.listen == sv.listen || t.listen == sv.admin_listen))
       r_.fail(listen, "tls.listen " + in_quotes(t.listen) + " must differ from listen and admin_listen");
     const Field& certs = r_.require(m, "certificates");
     for (const Field& c : r_.sequence(certs)) {
