@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -157,6 +158,13 @@ class Gateway:
     def admin(self) -> int:
         return self.proc.ports["admin"]
 
+    @property
+    def tls_port(self) -> int:
+        """The TLS listener's port (server.tls); fails when there is none."""
+        port = self.proc.ports.get("tls")
+        assert port, f"the gateway has no TLS listener: ports {self.proc.ports}"
+        return port
+
     def metrics(self, settled: bool = True) -> "Metrics":
         """The gateway's metrics. A request is accounted just after its last
         byte is written, so a client can read its answer a moment before the
@@ -201,8 +209,20 @@ def gateway_config(mock_port: int | None = None, *, endpoint: str | None = None,
     to.update(timeouts or {})
     ep = endpoint or f"http://127.0.0.1:{mock_port}"
 
+    def scalar(v):
+        # Nested mappings and sequences (server.tls) render as YAML flow too.
+        if isinstance(v, dict):
+            return flow(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, Path):
+            v = str(v)
+        return json.dumps(v) if isinstance(v, str) else v
+
     def flow(d):
-        return "{" + ", ".join(f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in d.items()) + "}"
+        return "{" + ", ".join(f"{k}: {scalar(v)}" for k, v in d.items()) + "}"
 
     if models is None:
         models = '  - {name: "*", upstream: m}\n'
@@ -269,15 +289,26 @@ def chat_body(model: str = "gpt-x", *, stream: bool | None = None, include_usage
     return json.dumps(d).encode()
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+def request(port: "int | Target", method: str, path: str, body: bytes | None = None, headers: dict | None = None,
             timeout: float = IO_TIMEOUT, conn: http.client.HTTPConnection | None = None) -> Response:
+    """One request. `port` is a port (HTTP/1.1, cleartext) or a Target (any protocol)."""
+    if isinstance(port, Target) and port.is_h2:
+        assert conn is None, "conn= is for HTTP/1.1; use an H2Client to reuse an HTTP/2 connection"
+        with H2Client(port, timeout=timeout) as c:
+            return c.request(method, path, body, headers, timeout=timeout)
     own = conn is None
     if own:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn = h1_connection(port, timeout=timeout)
     try:
         h = {"content-type": "application/json"} if body is not None else {}
         h.update(headers or {})
-        conn.request(method, path, body=body, headers=h)
+        try:
+            conn.request(method, path, body=body, headers=h)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+            if not isinstance(port, Target):
+                raise
+            # The server answered before taking the whole body (a 413) and
+            # closed: what it said is still there to read.
         r = conn.getresponse()
         data = r.read()
         hl = r.getheaders()
@@ -287,7 +318,7 @@ def request(port: int, method: str, path: str, body: bytes | None = None, header
             conn.close()
 
 
-def chat(port: int, body: bytes | None = None, headers: dict | None = None, **kw) -> Response:
+def chat(port: "int | Target", body: bytes | None = None, headers: dict | None = None, **kw) -> Response:
     return request(port, "POST", "/v1/chat/completions", body if body is not None else chat_body(), headers, **kw)
 
 
@@ -363,13 +394,18 @@ def _parse_events(buf: bytes, t: float, out: list) -> bytes:
             out.append(Event(t, b"\n".join(data).decode("utf-8", "replace")))
 
 
-def stream_chat(port: int, body: bytes, headers: dict | None = None, timeout: float = IO_TIMEOUT,
+def stream_chat(port: "int | Target", body: bytes, headers: dict | None = None, timeout: float = IO_TIMEOUT,
                 path: str = "/v1/chat/completions", on_event=None, stop_after: int | None = None) -> Stream:
     """POSTs and reads the SSE answer, stamping each event with its arrival time.
 
     on_event(event) is called as each event arrives. stop_after=N closes the
-    socket abruptly after N events (a client that goes away)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    socket abruptly after N events (a client that goes away). `port` is a
+    port (HTTP/1.1, cleartext) or a Target (any protocol)."""
+    if isinstance(port, Target) and port.is_h2:
+        with H2Client(port, timeout=timeout) as c:
+            return c.stream_chat(body, headers, timeout=timeout, path=path, on_event=on_event,
+                                 stop_after=stop_after, abort="close")
+    conn = h1_connection(port, timeout=timeout)
     h = {"content-type": "application/json", "accept": "text/event-stream"}
     h.update(headers or {})
     t0 = time.monotonic()
@@ -867,3 +903,511 @@ def sse_chunk(content: str | None = None, finish: str | None = None, model: str 
     d = {"id": "x", "object": "chat.completion.chunk", "model": model,
          "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
     return b"data: " + json.dumps(d).encode() + b"\n\n"
+
+
+# --------------------------------------------------------------------------
+# Protocols: HTTP/1.1 and HTTP/2, cleartext and TLS
+# --------------------------------------------------------------------------
+
+# "h1": HTTP/1.1 cleartext; "h1-tls": HTTP/1.1 over TLS (ALPN http/1.1);
+# "h2c": HTTP/2 cleartext with prior knowledge; "h2-tls": HTTP/2 over TLS (ALPN h2).
+PROTOCOLS = ("h1", "h1-tls", "h2c", "h2-tls")
+# The label sluice_connections_total{protocol} uses for each.
+PROTOCOL_LABEL = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1", "h2c": "HTTP/2", "h2-tls": "HTTP/2"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to talk to the gateway: request(), chat() and
+    stream_chat() take one in place of the int port."""
+    port: int
+    proto: str = "h1"
+    host: str = "127.0.0.1"
+    ssl_context: ssl.SSLContext | None = None
+    server_hostname: str | None = None  # SNI (default: none for an IP host)
+
+    def __post_init__(self):
+        assert self.proto in PROTOCOLS, self.proto
+        assert self.is_tls == (self.ssl_context is not None), f"{self.proto} needs ssl_context iff TLS"
+
+    @property
+    def is_tls(self) -> bool:
+        return self.proto.endswith("-tls")
+
+    @property
+    def is_h2(self) -> bool:
+        return self.proto.startswith("h2")
+
+    @property
+    def label(self) -> str:
+        return PROTOCOL_LABEL[self.proto]
+
+    def __str__(self) -> str:
+        return f"{self.proto}://{self.host}:{self.port}"
+
+    def connect_tls(self, timeout: float = IO_TIMEOUT) -> ssl.SSLSocket:
+        """A TCP connection with the TLS handshake done."""
+        assert self.ssl_context is not None
+        raw = socket.create_connection((self.host, self.port), timeout=timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return self.ssl_context.wrap_socket(raw, server_hostname=self.server_hostname or self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPSConnection to an address with a separate SNI / verification name."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, context: ssl.SSLContext,
+                 server_hostname: str | None):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._sni = server_hostname
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._sni or self.host)
+
+
+def h1_connection(port: "int | Target", timeout: float = IO_TIMEOUT) -> http.client.HTTPConnection:
+    """A keep-alive HTTP/1.1 connection (TLS for an "h1-tls" Target)."""
+    if not isinstance(port, Target):
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    assert not port.is_h2, f"{port} is HTTP/2"
+    if port.is_tls:
+        return _HTTPSConnection(port.host, port.port, timeout=timeout, context=port.ssl_context,
+                                server_hostname=port.server_hostname)
+    return http.client.HTTPConnection(port.host, port.port, timeout=timeout)
+
+
+def _openssl(*args, cwd: Path) -> None:
+    out = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=60)
+    assert out.returncode == 0, f"openssl {' '.join(args)} failed:\n{out.stderr.decode(errors='replace')}"
+
+
+class TestPki:
+    """A throw-away CA (made with the openssl CLI) that issues server
+    certificates, and client contexts that trust it."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, d: Path):
+        self.dir = d
+        d.mkdir(parents=True, exist_ok=True)
+        self.ca = d / "ca.pem"
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-days", "2", "-subj", "/CN=sluice test server CA", "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+        self._serial = 0
+        # The gateway's usual certificate: CN=localhost, SAN DNS:localhost, IP:127.0.0.1.
+        self.cert, self.key = self.issue("localhost", dns=("localhost",), ips=("127.0.0.1",))
+
+    def issue(self, cn: str, dns: tuple = (), ips: tuple = (), name: str | None = None) -> tuple:
+        """A new key and certificate signed by the CA: (cert_path, key_path)."""
+        self._serial += 1
+        stem = name or f"srv{self._serial}-{re.sub(r'[^A-Za-z0-9.-]', '_', cn)}"
+        sans = [f"DNS:{n}" for n in dns] + [f"IP:{i}" for i in ips]
+        ext = self.dir / f"{stem}.ext"
+        ext.write_text(("subjectAltName=" + ",".join(sans) + "\n") if sans else "basicConstraints=CA:FALSE\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={cn}",
+                 "-keyout", f"{stem}.key", "-out", f"{stem}.csr", cwd=self.dir)
+        _openssl("x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-set_serial", str(1000 + self._serial), "-days", "2", "-extfile", ext.name,
+                 "-out", f"{stem}.pem", cwd=self.dir)
+        return self.dir / f"{stem}.pem", self.dir / f"{stem}.key"
+
+    def client_context(self, alpn: tuple | list | None = None, *, minimum: ssl.TLSVersion | None = None,
+                       maximum: ssl.TLSVersion | None = None, check_hostname: bool = True) -> ssl.SSLContext:
+        """A client context that verifies against the CA, offering `alpn` (None: no ALPN)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        ctx.check_hostname = check_hostname
+        if alpn:
+            ctx.set_alpn_protocols(list(alpn))
+        if minimum is not None:
+            ctx.minimum_version = minimum
+        if maximum is not None:
+            ctx.maximum_version = maximum
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def server_pki(tmp_path_factory) -> TestPki:
+    """One test CA and gateway certificate per session."""
+    return TestPki(tmp_path_factory.mktemp("server-pki"))
+
+
+def tls_listener(*certificates: tuple, **opts) -> dict:
+    """The server.tls block for gateway_config(server={"tls": ...}): a TLS
+    listener on port 0 with these (cert, key) pairs, first one the default.
+    opts: min_version, session_tickets, reload_check."""
+    assert certificates, "at least one (cert, key) pair"
+    d = {"listen": "127.0.0.1:0",
+         "certificates": [{"cert_file": str(c), "key_file": str(k)} for c, k in certificates]}
+    d.update(opts)
+    return d
+
+
+def start_tls_gateway(workdir: Path, mock_port: int | None, pki: TestPki, *, tls: dict | None = None,
+                      server: dict | None = None, **config_kw) -> Gateway:
+    """A gateway with its cleartext listener plus a TLS listener using the
+    PKI's localhost certificate (unless `tls` gives the block)."""
+    srv = dict(server or {})
+    srv["tls"] = tls if tls is not None else tls_listener((pki.cert, pki.key))
+    return start_gateway(workdir, gateway_config(mock_port, server=srv, **config_kw))
+
+
+def gateway_target(gw: Gateway, proto: str, pki: TestPki | None = None, *,
+                   server_hostname: str | None = None) -> Target:
+    """A Target for one of PROTOCOLS on this gateway (TLS ones need the PKI)."""
+    if proto in ("h1", "h2c"):
+        return Target(gw.port, proto)
+    assert pki is not None, f"{proto} needs the test PKI"
+    alpn = ("h2",) if proto == "h2-tls" else ("http/1.1",)
+    return Target(gw.tls_port, proto, ssl_context=pki.client_context(alpn), server_hostname=server_hostname)
+
+
+# ---- A small synchronous HTTP/2 client ---------------------------------------
+
+class H2Error(Exception):
+    pass
+
+
+class _H2Stream:
+    def __init__(self, sid: int, t0: float, on_event=None, stop_after: int | None = None):
+        self.sid = sid
+        self.t0 = t0
+        self.on_event = on_event
+        self.stop_after = stop_after
+        self.status: int | None = None
+        self.header_list: list = []
+        self.headers: dict = {}
+        self.trailers: list = []
+        self.data = bytearray()
+        self.sse_buf = b""
+        self.events: list = []
+        self.ended = False          # END_STREAM received
+        self.reset_code: int | None = None   # RST_STREAM received (or sent by us)
+        self.conn_lost = False      # the connection ended first
+        self.end_t: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.ended or self.reset_code is not None or self.conn_lost
+
+    @property
+    def sse(self) -> bool:
+        return self.headers.get("content-type", "").startswith("text/event-stream")
+
+
+class H2Client:
+    """A synchronous HTTP/2 client over one connection (h2c with prior
+    knowledge, or TLS with ALPN h2), built on the `h2` library. Several
+    streams can be open at once: start() sends a request and returns its
+    stream id; response()/stream()/collect() read until streams end. Events
+    are stamped with their arrival time (seconds since the request was sent)."""
+
+    def __init__(self, target: "Target | int", *, timeout: float = IO_TIMEOUT, settings: dict | None = None):
+        import h2.config
+        import h2.connection
+        if isinstance(target, int):
+            target = Target(target, "h2c")
+        assert target.is_h2, f"{target} is not HTTP/2"
+        self.target = target
+        self.timeout = timeout
+        self.streams: dict = {}
+        self.goaway: object | None = None   # the ConnectionTerminated event, if any
+        self.closed = False                 # the peer closed the connection
+        if target.is_tls:
+            self.sock = target.connect_tls(timeout)
+            alpn = self.sock.selected_alpn_protocol()
+            if alpn != "h2":
+                self.sock.close()
+                raise H2Error(f"ALPN selected {alpn!r}, not h2")
+        else:
+            self.sock = socket.create_connection((target.host, target.port), timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.conn.initiate_connection()
+        if settings:
+            self.conn.update_settings(settings)
+        self._flush()
+
+    # -- plumbing
+    def _flush(self) -> None:
+        out = self.conn.data_to_send()
+        if out:
+            self.sock.sendall(out)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        """Polite close: GOAWAY, then the socket."""
+        if self.sock is None:
+            return
+        try:
+            if not self.closed:
+                self.conn.close_connection()
+                self._flush()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection without a word (a client that goes away)."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.sock = None
+        self.closed = True
+        for st in self.streams.values():
+            if not st.finished:
+                st.conn_lost = True
+
+    def _pump(self, deadline: float) -> None:
+        """Reads once from the socket (waiting until `deadline`) and dispatches the events."""
+        import h2.events as ev
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("HTTP/2 response timed out")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
+            data = b""
+        finally:
+            if self.sock is not None:
+                self.sock.settimeout(self.timeout)
+        if not data:
+            self.closed = True
+            for st in self.streams.values():
+                if not st.finished:
+                    st.conn_lost = True
+            return
+        now = time.monotonic()
+        for e in self.conn.receive_data(data):
+            st = self.streams.get(getattr(e, "stream_id", None) or 0)
+            if isinstance(e, ev.ResponseReceived) and st:
+                st.header_list = [(k, v) for k, v in e.headers if not k.startswith(":")]
+                st.headers = {k.lower(): v for k, v in st.header_list}
+                st.status = int(dict(e.headers)[":status"])
+            elif isinstance(e, ev.TrailersReceived) and st:
+                st.trailers = list(e.headers)
+            elif isinstance(e, ev.DataReceived):
+                if e.flow_controlled_length:
+                    self.conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                if st:
+                    st.data += e.data
+                    if st.sse:
+                        n = len(st.events)
+                        st.sse_buf = _parse_events(st.sse_buf + e.data, now - st.t0, st.events)
+                        for x in st.events[n:]:
+                            if st.on_event:
+                                st.on_event(x)
+            elif isinstance(e, ev.StreamEnded) and st:
+                st.ended = True
+                st.end_t = now
+            elif isinstance(e, ev.StreamReset) and st:
+                if not st.ended:
+                    st.reset_code = int(e.error_code)
+                st.end_t = now
+            elif isinstance(e, ev.ConnectionTerminated):
+                self.goaway = e
+                for sid, s in self.streams.items():
+                    if not s.finished and (e.last_stream_id is None or sid > e.last_stream_id
+                                           or e.error_code != 0):
+                        s.conn_lost = True
+        if self.sock is not None:
+            try:
+                self._flush()
+            except OSError:
+                pass
+
+    def _wait(self, pred, timeout: float | None) -> None:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not pred():
+            if self.closed:
+                for st in self.streams.values():
+                    if not st.finished:
+                        st.conn_lost = True
+                return
+            self._pump(deadline)
+
+    # -- requests
+    def start(self, method: str, path: str, body: bytes | None = None, headers: dict | list | None = None, *,
+              on_event=None, stop_after: int | None = None, content_length: bool = True,
+              timeout: float | None = None) -> int:
+        """Sends a request (head, then the body within flow control) and returns its stream id.
+        Like request(): content-type application/json when there is a body."""
+        assert not self.closed, "the connection is closed"
+        sid = self.conn.get_next_available_stream_id()
+        t = self.target
+        default_port = 443 if t.is_tls else 80
+        authority = t.server_hostname or t.host
+        if t.port != default_port:
+            authority += f":{t.port}"
+        hl = [(":method", method), (":scheme", "https" if t.is_tls else "http"), (":authority", authority),
+              (":path", path)]
+        extra = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        names = {k.lower() for k, _ in extra}
+        if body is not None and "content-type" not in names:
+            hl.append(("content-type", "application/json"))
+        if body is not None and content_length and "content-length" not in names:
+            hl.append(("content-length", str(len(body))))
+        hl += [(k.lower(), v) for k, v in extra]
+        st = _H2Stream(sid, time.monotonic(), on_event, stop_after)
+        self.streams[sid] = st
+        self.conn.send_headers(sid, hl, end_stream=body is None)
+        self._flush()
+        if body is not None:
+            self._send_body(st, body, timeout)
+        return sid
+
+    def _send_body(self, st: _H2Stream, body: bytes, timeout: float | None) -> None:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        view = memoryview(body)
+        off = 0
+        while True:
+            if st.finished or self.closed:
+                break  # the server answered (or gave up) before taking it all
+            if off == len(body):
+                self.conn.send_data(st.sid, b"", end_stream=True)
+                self._flush()
+                return
+            win = min(self.conn.local_flow_control_window(st.sid), self.conn.max_outbound_frame_size)
+            if win <= 0:
+                self._pump(deadline)
+                continue
+            n = min(win, len(body) - off)
+            self.conn.send_data(st.sid, view[off:off + n].tobytes(), end_stream=off + n == len(body))
+            off += n
+            self._flush()
+            if off == len(body):
+                return
+        # Stopped early: if the stream is still open on our side, end it.
+        if not self.closed and st.reset_code is None:
+            try:
+                self.conn.reset_stream(st.sid, 0)  # NO_ERROR: we just stop sending
+                self._flush()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+
+    def reset(self, sid: int, code: int = 0x8) -> None:
+        """RST_STREAM (CANCEL by default): this stream goes away, the connection stays."""
+        self.conn.reset_stream(sid, code)
+        self._flush()
+        st = self.streams[sid]
+        if not st.finished:
+            st.reset_code = code
+
+    def _stream_obj(self, sid: int) -> Stream:
+        st = self.streams[sid]
+        complete = st.ended and st.reset_code is None and not st.conn_lost
+        body = st.sse_buf if st.sse else bytes(st.data)
+        end = st.end_t or time.monotonic()
+        return Stream(st.status or 0, st.headers, st.events, body, complete, end - st.t0)
+
+    def response(self, sid: int, timeout: float | None = None) -> Response:
+        """Waits for the whole response of stream `sid`."""
+        st = self.streams[sid]
+        self._wait(lambda: st.finished, timeout)
+        if st.status is None:
+            raise H2Error(f"stream {sid} ended without a response (reset={st.reset_code}, "
+                          f"conn_lost={st.conn_lost}, goaway={self.goaway})")
+        return Response(st.status, st.headers, bytes(st.data), st.header_list)
+
+    def stream(self, sid: int, timeout: float | None = None, abort: str = "reset") -> Stream:
+        """Reads stream `sid` as SSE until it ends. With stop_after=N given to
+        start(), stops after N events: abort="reset" sends RST_STREAM(CANCEL)
+        (the connection stays usable), "close" drops the whole connection."""
+        st = self.streams[sid]
+
+        def stop_now():
+            return st.stop_after is not None and len(st.events) >= st.stop_after
+
+        self._wait(lambda: st.finished or (st.status is not None and not st.sse) or stop_now(), timeout)
+        if st.status is not None and not st.sse:
+            self._wait(lambda: st.finished, timeout)
+        elif stop_now() and not st.finished:
+            st.end_t = time.monotonic()
+            if abort == "close":
+                self.abort()
+            else:
+                self.reset(sid)
+            return self._stream_obj(sid)
+        if st.status is None:
+            raise H2Error(f"stream {sid} ended without a response (reset={st.reset_code}, "
+                          f"conn_lost={st.conn_lost}, goaway={self.goaway})")
+        return self._stream_obj(sid)
+
+    def collect(self, sids: list, timeout: float | None = None) -> list:
+        """Waits for all these streams to end; their Streams, in order."""
+        self._wait(lambda: all(self.streams[s].finished for s in sids), timeout)
+        return [self._stream_obj(s) for s in sids]
+
+    # Same call shapes as the module helpers, on this connection.
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                timeout: float | None = None) -> Response:
+        return self.response(self.start(method, path, body, headers, timeout=timeout), timeout)
+
+    def chat(self, body: bytes | None = None, headers: dict | None = None, **kw) -> Response:
+        return self.request("POST", "/v1/chat/completions", body if body is not None else chat_body(), headers, **kw)
+
+    def stream_chat(self, body: bytes, headers: dict | None = None, timeout: float | None = None,
+                    path: str = "/v1/chat/completions", on_event=None, stop_after: int | None = None,
+                    abort: str = "reset") -> Stream:
+        h = {"accept": "text/event-stream"}
+        h.update(headers or {})
+        sid = self.start("POST", path, body, h, on_event=on_event, stop_after=stop_after, timeout=timeout)
+        return self.stream(sid, timeout, abort=abort)
+
+
+class Session:
+    """Several requests on one connection, whatever the protocol: an
+    H2Client for HTTP/2, a keep-alive http.client connection for HTTP/1.1
+    (which reconnects by itself after the server closed it)."""
+
+    def __init__(self, target: "Target | int", timeout: float = IO_TIMEOUT):
+        self.target = target if isinstance(target, Target) else Target(target)
+        self.timeout = timeout
+        if self.target.is_h2:
+            self.h2 = H2Client(self.target, timeout=timeout)
+            self.h1 = None
+        else:
+            self.h2 = None
+            self.h1 = h1_connection(self.target, timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
+        if self.h2:
+            return self.h2.request(method, path, body, headers)
+        try:
+            return request(self.target, method, path, body, headers, conn=self.h1)
+        except (ConnectionError, http.client.HTTPException):
+            self.h1.close()
+            raise
+
+    def chat(self, body: bytes | None = None, headers: dict | None = None) -> Response:
+        return self.request("POST", "/v1/chat/completions", body if body is not None else chat_body(), headers)
+
+    def close(self) -> None:
+        if self.h2:
+            self.h2.close()
+        else:
+            self.h1.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -50,6 +50,100 @@ bool is_connection_specific(std::string_view name) {
   return is_hop_by_hop(name) || iequals(name, "content-length") || iequals(name, "host");
 }
 
+// Builds an nghttp2 header list; names lowercased (HTTP/2 requires it).
+class NvList {
+ public:
+  void clear() {
+    storage_.clear();
+    spans_.clear();
+    nva_.clear();
+  }
+  void reserve(size_t bytes) { storage_.reserve(bytes); }
+  void add(std::string_view name, std::string_view value) {
+    put(name, true);
+    put(value, false);
+  }
+  // Fields a proxy must not pass on are dropped.
+  void add_forwarded(std::span<const Header> headers) {
+    for (const Header& h : headers) {
+      if (h.name.empty() || h.name[0] == ':' || is_connection_specific(h.name)) continue;
+      add(h.name, h.value);
+    }
+  }
+  void add_pairs(const std::vector<std::pair<std::string, std::string>>& fields) {
+    for (const auto& [n, v] : fields) add(n, v);
+  }
+  const std::vector<nghttp2_nv>& nva() {
+    nva_.clear();
+    auto* base = reinterpret_cast<uint8_t*>(storage_.data());
+    for (size_t i = 0; i + 1 < spans_.size(); i += 2)
+      nva_.push_back({base + spans_[i].first, base + spans_[i + 1].first, spans_[i].second, spans_[i + 1].second,
+                      NGHTTP2_NV_FLAG_NONE});
+    return nva_;
+  }
+
+ private:
+  void put(std::string_view v, bool lowercase) {
+    spans_.emplace_back(storage_.size(), v.size());
+    for (char c : v) storage_.push_back(lowercase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+  }
+  std::string storage_;
+  std::vector<std::pair<size_t, size_t>> spans_;  // offsets into storage_, name/value alternating
+  std::vector<nghttp2_nv> nva_;
+};
+
+// The data source of a stream: frames queued bytes, then END_STREAM (or
+// trailers). Returns what nghttp2's read callback must return.
+ssize_t pull_outbound(nghttp2_session* session, int32_t id, Outbound& o, uint8_t* buf, size_t length,
+                      uint32_t* flags, NvList& nv) {
+  const size_t n = std::min(length, o.queued());
+  if (n) {
+    std::memcpy(buf, o.out.data() + o.out_sent, n);
+    o.out_sent += n;
+    if (o.out_sent == o.out.size()) {
+      o.out.clear();
+      o.out_sent = 0;
+    } else if (o.out_sent >= 16384 && o.out_sent * 2 >= o.out.size()) {
+      o.out.erase(0, o.out_sent);
+      o.out_sent = 0;
+    }
+  }
+  if (o.queued() == 0 && o.out_end) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!o.trailers.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      nv.clear();
+      nv.add_pairs(o.trailers);
+      const auto& nva = nv.nva();
+      nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+    }
+  } else if (n == 0) {
+    o.deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+void resume(nghttp2_session* session, int32_t id, Outbound& o) {
+  if (!o.deferred) return;
+  o.deferred = false;
+  nghttp2_session_resume_data(session, id);
+}
+
+// Appends frames nghttp2 wants to send, up to about `max` bytes.
+bool produce_frames(nghttp2_session* session, std::string& out, size_t max) {
+  const size_t before = out.size();
+  while (out.size() < max) {
+    const uint8_t* p = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session, &p);
+    if (n <= 0) break;  // nothing more, or a fatal error (the connection then ends)
+    out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  }
+  return out.size() > before;
+}
+
+std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
+
 }  // namespace
 
 struct ServerCodec::Impl {
@@ -64,8 +158,7 @@ struct ServerCodec::Impl {
   double now = 0;
   bool limit_hit = false;
   Limit pending_limit = Limit::kProtocolError;
-  std::string nv_storage;  // scratch for outgoing header blocks
-  std::vector<nghttp2_nv> nva;
+  NvList nv;  // scratch for outgoing header blocks
 
   Stream* stream(int32_t id) const {
     return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
@@ -155,7 +248,7 @@ struct ServerCodec::Impl {
         if (end_stream) s->body_done = true;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           d.finish_head(*s);
-        } else if (end_stream && s->reject_status == 0 && s->response_started + 1) {
+        } else if (end_stream && s->reject_status == 0) {
           d.ev.on_progress(*s);  // trailers ended the body
         }
         return 0;
@@ -222,31 +315,9 @@ struct ServerCodec::Impl {
                            nghttp2_data_source* source, void* p) {
     Impl& d = self(p);
     auto* s = static_cast<Stream*>(source->ptr);
-    const size_t n = std::min(length, s->queued());
-    if (n) {
-      std::memcpy(buf, s->out.data() + s->out_sent, n);
-      s->out_sent += n;
-      if (s->out_sent == s->out.size()) {
-        s->out.clear();
-        s->out_sent = 0;
-      } else if (s->out_sent >= 16384 && s->out_sent * 2 >= s->out.size()) {
-        s->out.erase(0, s->out_sent);
-        s->out_sent = 0;
-      }
-    }
-    if (s->queued() == 0 && s->out_end) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!s->trailers.empty()) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        d.build_nv(s->trailers);
-        nghttp2_submit_trailer(session, id, d.nva.data(), d.nva.size());
-      }
-    } else if (n == 0) {
-      s->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    if (n) d.ev.on_progress(*s);
-    return static_cast<ssize_t>(n);
+    ssize_t n = pull_outbound(session, id, *s, buf, length, flags, d.nv);
+    if (n > 0) d.ev.on_progress(*s);
+    return n;
   }
 
   // ---- helpers ----
@@ -303,14 +374,6 @@ struct ServerCodec::Impl {
     (void)owner.submit_head(s, status, hs, s.out.size(), true);
   }
 
-  void build_nv(const std::vector<std::pair<std::string, std::string>>& fields) {
-    nva.clear();
-    for (const auto& [n, v] : fields) {
-      nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                     reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
-                     NGHTTP2_NV_FLAG_NONE});
-    }
-  }
 };
 
 ServerCodec::ServerCodec(const Options& opts, ServerEvents& events, double now_s)
@@ -382,16 +445,7 @@ Status ServerCodec::receive(std::string_view bytes, double now_s) {
   return Status(Errc::kInvalid, std::string("http2: ") + std::string(limit_name(l)) + ": " + nghttp2_strerror(static_cast<int>(rv)));
 }
 
-bool ServerCodec::produce(std::string& out, size_t max) {
-  const size_t before = out.size();
-  while (out.size() < max) {
-    const uint8_t* p = nullptr;
-    ssize_t n = nghttp2_session_mem_send(impl_->session, &p);
-    if (n <= 0) break;  // nothing more, or a fatal error (the connection then ends)
-    out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
-  }
-  return out.size() > before;
-}
+bool ServerCodec::produce(std::string& out, size_t max) { return produce_frames(impl_->session, out, max); }
 
 bool ServerCodec::wants_read() const { return nghttp2_session_want_read(impl_->session) != 0 && !impl_->limit_hit; }
 bool ServerCodec::wants_write() const { return nghttp2_session_want_write(impl_->session) != 0; }
@@ -404,44 +458,25 @@ Status ServerCodec::submit_head(Stream& s, int status, std::span<const Header> h
   s.response_started = true;
   // Names must be lowercase on the wire; connection-specific fields do not exist in HTTP/2.
   const std::string status_text = std::to_string(status);
-  std::string cl = content_length ? std::to_string(*content_length) : std::string();
-  size_t total = status_text.size() + cl.size();
-  for (const Header& h : headers) total += h.name.size() + h.value.size();
-  d.nv_storage.clear();
-  d.nv_storage.reserve(total);
-  std::vector<std::pair<size_t, size_t>> spans;  // (offset, length) into nv_storage, name/value alternating
-  auto put = [&](std::string_view v, bool lowercase) {
-    spans.emplace_back(d.nv_storage.size(), v.size());
-    for (char c : v) d.nv_storage.push_back(lowercase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
-  };
-  put(":status", false);
-  put(status_text, false);
-  for (const Header& h : headers) {
-    if (h.name.empty() || h.name[0] == ':' || is_connection_specific(h.name)) continue;
-    put(h.name, true);
-    put(h.value, false);
-  }
+  d.nv.clear();
+  d.nv.add(":status", status_text);
+  d.nv.add_forwarded(headers);
+  std::string cl;
   if (content_length && status != 204 && status != 304) {
-    put("content-length", false);
-    put(cl, false);
+    cl = std::to_string(*content_length);
+    d.nv.add("content-length", cl);
   }
-  d.nva.clear();
-  auto* base = reinterpret_cast<uint8_t*>(d.nv_storage.data());
-  for (size_t i = 0; i + 1 < spans.size(); i += 2)
-    d.nva.push_back({base + spans[i].first, base + spans[i + 1].first, spans[i].second, spans[i + 1].second,
-                     NGHTTP2_NV_FLAG_NONE});
+  const auto& nva = d.nv.nva();
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
   prd.read_callback = Impl::read_data;
-  int rv = nghttp2_submit_response(d.session, s.id, d.nva.data(), d.nva.size(), has_body ? &prd : nullptr);
+  int rv = nghttp2_submit_response(d.session, s.id, nva.data(), nva.size(), has_body ? &prd : nullptr);
   if (rv != 0) return Status(Errc::kInternal, std::string("http2 submit: ") + nghttp2_strerror(rv));
   return Status::ok();
 }
 
 void ServerCodec::data_ready(Stream& s) {
-  if (s.closed || !s.deferred) return;
-  s.deferred = false;
-  nghttp2_session_resume_data(impl_->session, s.id);
+  if (!s.closed) resume(impl_->session, s.id, s);
 }
 
 void ServerCodec::reset(Stream& s, uint32_t code) {
@@ -467,5 +502,200 @@ void ServerCodec::shutdown(bool final) {
 }
 
 void ServerCodec::terminate(uint32_t code) { nghttp2_session_terminate_session(impl_->session, code); }
+
+}  // namespace sluice::http::h2
+
+// ---- Client ----
+
+namespace sluice::http::h2 {
+
+struct ClientCodec::Impl {
+  Impl(const ClientOptions& o, ClientEvents& e, ClientCodec& c) : opts(o), ev(e), owner(c) {}
+  const ClientOptions& opts;
+  ClientEvents& ev;
+  ClientCodec& owner;
+  nghttp2_session* session = nullptr;
+  NvList nv;
+
+  static Impl& self(void* p) { return *static_cast<Impl*>(p); }
+  ClientStream* stream(int32_t id) const {
+    return static_cast<ClientStream*>(nghttp2_session_get_stream_user_data(session, id));
+  }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                       const uint8_t* value, size_t valuelen, uint8_t, void* p) {
+    Impl& d = self(p);
+    ClientStream* s = d.stream(frame->hd.stream_id);
+    if (!s || frame->hd.type != NGHTTP2_HEADERS) return 0;
+    s->header_bytes += namelen + valuelen + 32;
+    if (s->header_bytes > d.opts.max_response_header_bytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && s->head_done) return 0;  // trailers: not kept
+    std::string_view n = view(name, namelen), v = view(value, valuelen);
+    if (n == ":status") {
+      int st = 0;
+      for (char c : v) st = st * 10 + (c - '0');  // nghttp2 checked it is three digits
+      s->status = st;
+      return 0;
+    }
+    s->headers.emplace_back(std::string(n), std::string(v));
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+    Impl& d = self(p);
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS: {
+        ClientStream* s = d.stream(frame->hd.stream_id);
+        if (!s) return 0;
+        if (!s->head_done && s->status >= 200) {
+          s->head_done = true;
+          d.ev.on_head(*s);
+        } else if (!s->head_done) {
+          s->headers.clear();  // an interim (1xx) head
+          s->status = 0;
+        }
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+          s->body_done = true;
+          d.ev.on_progress(*s);
+        }
+        return 0;
+      }
+      case NGHTTP2_DATA: {
+        ClientStream* s = d.stream(frame->hd.stream_id);
+        if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+          s->body_done = true;
+          d.ev.on_progress(*s);
+        }
+        return 0;
+      }
+      case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) d.ev.on_ping_ack();
+        return 0;
+      case NGHTTP2_GOAWAY:
+        d.owner.goaway_ = true;
+        d.ev.on_goaway(frame->goaway.last_stream_id, frame->goaway.error_code);
+        return 0;
+      default:
+        return 0;
+    }
+  }
+
+  static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len, void* p) {
+    Impl& d = self(p);
+    ClientStream* s = d.stream(id);
+    if (!s) {
+      if (nghttp2_session_consume(session, id, len) != 0) nghttp2_session_consume_connection(session, len);
+      return 0;
+    }
+    s->body.append(reinterpret_cast<const char*>(data), len);
+    s->unconsumed += len;
+    d.ev.on_progress(*s);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* session, int32_t id, uint32_t code, void* p) {
+    Impl& d = self(p);
+    ClientStream* s = d.stream(id);
+    if (!s) return 0;
+    nghttp2_session_set_stream_user_data(session, id, nullptr);
+    if (s->unconsumed) nghttp2_session_consume_connection(session, s->unconsumed);
+    s->unconsumed = 0;
+    s->closed = true;
+    s->close_code = code;
+    --d.owner.active_;
+    d.ev.on_closed(*s);
+    return 0;
+  }
+
+  static ssize_t read_data(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                           nghttp2_data_source* source, void* p) {
+    Impl& d = self(p);
+    auto* s = static_cast<ClientStream*>(source->ptr);
+    ssize_t n = pull_outbound(session, id, *s, buf, length, flags, d.nv);
+    if (n > 0) d.ev.on_progress(*s);
+    return n;
+  }
+};
+
+ClientCodec::ClientCodec(const ClientOptions& opts, ClientEvents& events)
+    : impl_(std::make_unique<Impl>(opts, events, *this)) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, Impl::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Impl::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Impl::on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Impl::on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, opts.header_table_bytes);
+  nghttp2_session_client_new2(&impl_->session, cbs, impl_.get(), opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  std::array<nghttp2_settings_entry, 3> iv{{
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window_bytes},
+      {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, opts.header_table_bytes},
+  }};
+  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
+  if (opts.connection_window_bytes > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+    nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0,
+                                          static_cast<int32_t>(opts.connection_window_bytes));
+}
+
+ClientCodec::~ClientCodec() { nghttp2_session_del(impl_->session); }
+
+Status ClientCodec::submit_request(ClientStream& s, std::string_view method, std::string_view scheme,
+                                   std::string_view authority, std::string_view path,
+                                   std::span<const Header> headers, bool has_body) {
+  Impl& d = *impl_;
+  d.nv.clear();
+  d.nv.add(":method", method);
+  d.nv.add(":scheme", scheme);
+  d.nv.add(":authority", authority);
+  d.nv.add(":path", path);
+  d.nv.add_forwarded(headers);
+  const auto& nva = d.nv.nva();
+  nghttp2_data_provider prd;
+  prd.source.ptr = &s;
+  prd.read_callback = Impl::read_data;
+  int32_t id = nghttp2_submit_request(d.session, nullptr, nva.data(), nva.size(), has_body ? &prd : nullptr, &s);
+  if (id < 0) return Status(Errc::kUnavailable, std::string("http2 request: ") + nghttp2_strerror(id));
+  s.id = id;
+  ++active_;
+  return Status::ok();
+}
+
+void ClientCodec::data_ready(ClientStream& s) {
+  if (!s.closed) resume(impl_->session, s.id, s);
+}
+
+void ClientCodec::reset(ClientStream& s, uint32_t code) {
+  if (!s.closed) nghttp2_submit_rst_stream(impl_->session, NGHTTP2_FLAG_NONE, s.id, code);
+}
+
+void ClientCodec::consume(ClientStream& s, size_t n) {
+  n = std::min<size_t>(n, s.unconsumed);
+  if (n == 0) return;
+  s.unconsumed -= n;
+  if (!s.closed) nghttp2_session_consume(impl_->session, s.id, n);
+}
+
+void ClientCodec::ping() { nghttp2_submit_ping(impl_->session, NGHTTP2_FLAG_NONE, nullptr); }
+
+Status ClientCodec::receive(std::string_view bytes) {
+  ssize_t rv = nghttp2_session_mem_recv(impl_->session, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (rv < 0) return Status(Errc::kInvalid, std::string("http2: ") + nghttp2_strerror(static_cast<int>(rv)));
+  return Status::ok();
+}
+
+bool ClientCodec::produce(std::string& out, size_t max) { return produce_frames(impl_->session, out, max); }
+
+bool ClientCodec::wants_read() const { return nghttp2_session_want_read(impl_->session) != 0; }
+bool ClientCodec::wants_write() const { return nghttp2_session_want_write(impl_->session) != 0; }
+
+uint32_t ClientCodec::peer_max_concurrent_streams() const {
+  return nghttp2_session_get_remote_settings(impl_->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
 
 }  // namespace sluice::http::h2

@@ -59,10 +59,22 @@ enum class Limit {
 };
 std::string_view limit_name(Limit l);
 
+// Body bytes a stream queues for sending; the codec frames them as the
+// peer's flow-control windows allow.
+struct Outbound {
+  std::string out;
+  size_t out_sent = 0;   // bytes of `out` already framed
+  bool out_end = false;  // no more bytes: END_STREAM (or trailers) after `out`
+  std::vector<std::pair<std::string, std::string>> trailers;
+  bool deferred = false;  // internal: the data source returned DEFERRED
+
+  size_t queued() const { return out.size() - out_sent; }
+};
+
 // One request/response stream. The driver owns it (it must outlive every
 // coroutine that uses it); the codec fills the request side and drains the
 // response side until on_closed().
-struct Stream {
+struct Stream : Outbound {
   int32_t id = 0;
   void* user = nullptr;  // the driver's object
 
@@ -74,23 +86,14 @@ struct Stream {
   bool body_done = false;      // END_STREAM seen
   uint64_t body_received = 0;  // all DATA payload so far
 
-  // Response body queued for sending.
-  std::string out;
-  size_t out_sent = 0;  // bytes of `out` already framed
-  bool out_end = false; // finish() called: END_STREAM (or trailers) after `out`
-  std::vector<std::pair<std::string, std::string>> trailers;
-
   bool response_started = false;
   bool closed = false;          // the codec is done with this stream
   uint32_t close_code = 0;      // RST_STREAM / GOAWAY code when closed abnormally
-
-  size_t queued() const { return out.size() - out_sent; }
 
   // Internal to the codec.
   std::vector<std::pair<uint32_t, uint32_t>> field_offsets;  // name/value pairs in head_storage
   uint64_t header_bytes = 0;
   int reject_status = 0;  // 431/400 decided while reading headers
-  bool deferred = false;  // the data source returned DEFERRED
   uint64_t unconsumed = 0;
 };
 
@@ -152,6 +155,78 @@ class ServerCodec {
   std::unique_ptr<Impl> impl_;
   size_t active_ = 0;
   uint64_t memory_ = 0;
+};
+
+// ---- Client side (upstream HTTP/2, load generators) ----
+
+struct ClientOptions {
+  uint32_t stream_window_bytes = 1 << 20;      // response bytes in flight per stream
+  uint32_t connection_window_bytes = 4 << 20;  // response bytes in flight per connection
+  uint32_t header_table_bytes = 4096;
+  uint32_t max_response_header_bytes = 64 * 1024;
+};
+
+// One request on a client connection. The caller owns it; the codec fills
+// the response side until on_closed().
+struct ClientStream : Outbound {
+  int32_t id = 0;
+  void* user = nullptr;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // response fields, lowercase names
+  bool head_done = false;
+  std::string body;  // response body received, not yet taken
+  bool body_done = false;
+  bool closed = false;
+  uint32_t close_code = 0;
+
+  uint64_t header_bytes = 0;  // internal
+  uint64_t unconsumed = 0;    // internal
+};
+
+class ClientEvents {
+ public:
+  virtual ~ClientEvents() = default;
+  virtual void on_head(ClientStream& s) {}      // final (non-1xx) response head
+  virtual void on_progress(ClientStream& s) {}  // body bytes, END_STREAM, or request bytes framed
+  virtual void on_closed(ClientStream& s) {}    // s.closed set; no more calls for it
+  virtual void on_ping_ack() {}
+  virtual void on_goaway(int32_t last_stream_id, uint32_t code) {}
+};
+
+class ClientCodec {
+ public:
+  ClientCodec(const ClientOptions& opts, ClientEvents& events);
+  ~ClientCodec();
+  ClientCodec(const ClientCodec&) = delete;
+  ClientCodec& operator=(const ClientCodec&) = delete;
+
+  // Starts a request; the body (if has_body) comes from s.out / s.out_end.
+  // Sets s.id. Fails when the connection can take no more streams.
+  Status submit_request(ClientStream& s, std::string_view method, std::string_view scheme,
+                        std::string_view authority, std::string_view path, std::span<const Header> headers,
+                        bool has_body);
+  void data_ready(ClientStream& s);
+  void reset(ClientStream& s, uint32_t code);
+  // The caller took `n` response-body bytes: open the window for more.
+  void consume(ClientStream& s, size_t n);
+  void ping();
+
+  Status receive(std::string_view bytes);
+  bool produce(std::string& out, size_t max);
+  bool wants_read() const;
+  bool wants_write() const;
+  size_t active_streams() const { return active_; }
+  // The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unbounded until it says).
+  uint32_t peer_max_concurrent_streams() const;
+  bool goaway_received() const { return goaway_; }
+
+  struct Impl;
+
+ private:
+  friend struct Impl;
+  std::unique_ptr<Impl> impl_;
+  size_t active_ = 0;
+  bool goaway_ = false;
 };
 
 // HTTP/2 error codes used outside the codec.
