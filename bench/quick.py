@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """make bench-quick: Sluice in front of sluice-mock vs. sluice-mock directly.
 
-Side by side in one run: wrk (HTTP/1.1 keep-alive) drives non-streaming and
-streaming chat completions. The gateway is pinned to core 0 with one worker;
-the mock and wrk share core 1. Reports requests/s, p50/p99, the gateway's CPU
-time per request and per forwarded SSE event (from /proc/<pid>/stat), idle and
-peak RSS, and the ratio to direct. Bounded: ~10 s per scenario.
+Side by side in one run, non-streaming and streaming chat completions over
+every downstream protocol: HTTP/1.1 and HTTP/1.1+TLS driven by wrk, h2c and
+h2 over TLS driven by h2load (the same number of concurrent requests: CONNS
+connections for HTTP/1.1, CONNS/8 connections x 8 streams for HTTP/2), plus
+a many-stream multiplexed SSE run (1 connection x 100 streams). The gateway
+is pinned to core 0 with one worker; the mock and the load generator share
+core 1. Reports requests/s, p50/p99, the gateway's CPU time per request and
+per forwarded SSE event (from /proc/<pid>/stat), RSS, and the ratio to
+direct. Bounded: ~10 s per run.
 """
 import json
 import os
@@ -75,9 +79,9 @@ def parse_latency(text, pct):
     return v * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(port, body, gw_pid):
+def run_wrk(port, body, gw_pid, scheme="http"):
     lua = wrk_script(body, "/v1/chat/completions")
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    url = f"{scheme}://127.0.0.1:{port}/v1/chat/completions"
     # Warm up connections and pools.
     subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNS}", "-d1s", "-s", lua, url],
                    capture_output=True, text=True, timeout=30)
@@ -97,6 +101,51 @@ def run_wrk(port, body, gw_pid):
         errors += sum(int(x) for x in m.groups())
     return {"requests": reqs, "rps": rps, "p50_ms": parse_latency(out, 50), "p99_ms": parse_latency(out, 99),
             "errors": errors, "cpu_s": cpu1 - cpu0}
+
+
+def run_h2load(url, body, gw_pid, conns, streams):
+    """h2load for DURATION s after a 1 s warm-up; latencies from its per-request log."""
+    tmp = tempfile.mkdtemp(prefix="sluice-h2load-")
+    data, log = os.path.join(tmp, "body.json"), os.path.join(tmp, "log.tsv")
+    with open(data, "w") as f:
+        f.write(body)
+    base = ["taskset", "-c", LOAD_CPU, "h2load", "-c", str(conns), "-m", str(streams), "-t", "1",
+            "-H", "content-type: application/json", "-d", data]
+    subprocess.run(base + ["-D", "1", url], capture_output=True, text=True, timeout=30)
+    cpu0 = cpu_seconds(gw_pid) if gw_pid else 0.0
+    out = subprocess.run(base + ["-D", str(DURATION), "--log-file", log, url], capture_output=True, text=True,
+                         timeout=DURATION + 30).stdout
+    cpu1 = cpu_seconds(gw_pid) if gw_pid else 0.0
+    lat = []
+    with open(log) as f:
+        for line in f:
+            cols = line.split()
+            if len(cols) >= 3:
+                lat.append(int(cols[2]) / 1000.0)
+    subprocess.run(["rm", "-rf", tmp])
+    lat.sort()
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, "
+                  r"(\d+) timeout", out)
+    if not m:
+        raise RuntimeError("unexpected h2load output:\n" + out)
+    done, ok = int(m.group(3)), int(m.group(4))
+    failed = int(m.group(5)) + int(m.group(6)) + int(m.group(7))
+    m2 = re.search(r"status codes: (\d+) 2xx", out)
+    non2xx = max(0, ok - int(m2.group(1))) if m2 else ok
+    rps = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
+
+    def pct(q):
+        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+    return {"requests": done, "rps": rps, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "errors": failed + non2xx, "cpu_s": cpu1 - cpu0}
+
+
+def make_cert(tmp):
+    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return crt, key
 
 
 def start(cmd, cpu, pf):
@@ -123,12 +172,16 @@ def main():
     try:
         mock, mports = start([os.path.join(BIN, "sluice-mock"), "--listen", "127.0.0.1:0", "--workers", "1",
                               "--port-file", mock_pf], LOAD_CPU, mock_pf)
+        crt, key = make_cert(tmp)
         with open(cfg, "w") as f:
             f.write(f"""server:
   listen: "127.0.0.1:0"
   admin_listen: "127.0.0.1:0"
   workers: 1
   access_log: "off"
+  tls:
+    listen: "127.0.0.1:0"
+    certificates: [{{cert_file: "{crt}", key_file: "{key}"}}]
 upstreams:
   - name: mock
     endpoints: ["http://127.0.0.1:{mports['api']}"]
@@ -141,11 +194,30 @@ models:
         time.sleep(0.3)
         idle_rss = rss_kb(gw.pid)
         results = {}
+        h2c = max(1, CONNS // 8)
+        path = "/v1/chat/completions"
         for name, body in (("chat", CHAT), ("chat_stream", CHAT_STREAM)):
-            direct = run_wrk(mports["api"], body, None)
-            via = run_wrk(gports["api"], body, gw.pid)
             events = TOKENS + 3 if "stream" in name else 0  # role chunk, tokens, finish chunk, [DONE]
-            results[name] = {"direct": direct, "sluice": via, "events_per_request": events}
+            runs = {
+                "h1 direct": run_wrk(mports["api"], body, None),
+                "h1": run_wrk(gports["api"], body, gw.pid),
+                "h1+tls": run_wrk(gports["tls"], body, gw.pid, scheme="https"),
+                "h2c direct": run_h2load(f"http://127.0.0.1:{mports['api']}{path}", body, None, h2c, 8),
+                "h2c": run_h2load(f"http://127.0.0.1:{gports['api']}{path}", body, gw.pid, h2c, 8),
+                "h2+tls": run_h2load(f"https://127.0.0.1:{gports['tls']}{path}", body, gw.pid, h2c, 8),
+            }
+            for r in runs.values():
+                r["rss_kb"] = rss_kb(gw.pid)
+            results[name] = {"runs": runs, "events_per_request": events}
+        # Many-stream multiplexed SSE: one connection, 100 concurrent streams.
+        mux = {
+            "h2c direct": run_h2load(f"http://127.0.0.1:{mports['api']}{path}", CHAT_STREAM, None, 1, 100),
+            "h2c": run_h2load(f"http://127.0.0.1:{gports['api']}{path}", CHAT_STREAM, gw.pid, 1, 100),
+            "h2+tls": run_h2load(f"https://127.0.0.1:{gports['tls']}{path}", CHAT_STREAM, gw.pid, 1, 100),
+        }
+        for r in mux.values():
+            r["rss_kb"] = rss_kb(gw.pid)
+        results["sse_mux_1x100"] = {"runs": mux, "events_per_request": TOKENS + 3}
         peak_rss = rss_kb(gw.pid, "VmHWM")
     finally:
         if gw:
@@ -153,22 +225,27 @@ models:
         if mock:
             stop(mock)
 
-    print(f"\nbench-quick: wrk -c{CONNS} -d{DURATION}s, HTTP/1.1 keep-alive, {TOKENS}-token answers;"
-          f" sluice pinned to cpu {GW_CPU} (1 worker), mock + wrk on cpu {LOAD_CPU}\n")
-    print(f"{'scenario':<12} {'target':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
-          f" {'CPU us/req':>10} {'CPU us/event':>12}")
+    print(f"\nbench-quick: {TOKENS}-token answers, {CONNS} concurrent requests (HTTP/1.1: wrk -c{CONNS};"
+          f" HTTP/2: h2load -c{max(1, CONNS // 8)} -m8), {DURATION}s per run; sluice pinned to cpu {GW_CPU}"
+          f" (1 worker), mock + load generator on cpu {LOAD_CPU}\n")
+    print(f"{'scenario':<14} {'protocol':<11} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+          f" {'CPU us/req':>10} {'CPU us/event':>12} {'RSS MiB':>8}")
     for name, r in results.items():
-        for target in ("direct", "sluice"):
-            x = r[target]
-            per_req = f"{x['cpu_s'] / x['requests'] * 1e6:.1f}" if target == "sluice" and x["requests"] else "-"
+        for proto, x in r["runs"].items():
+            via = "direct" not in proto
+            per_req = f"{x['cpu_s'] / x['requests'] * 1e6:.1f}" if via and x["requests"] else "-"
             per_ev = (f"{x['cpu_s'] / (x['requests'] * r['events_per_request']) * 1e6:.2f}"
-                      if target == "sluice" and r["events_per_request"] and x["requests"] else "-")
-            print(f"{name:<12} {target:<7} {x['rps']:>9.0f} {x['p50_ms'] or 0:>8.2f} {x['p99_ms'] or 0:>8.2f}"
-                  f" {x['errors']:>6} {per_req:>10} {per_ev:>12}")
-        print(f"{'':<12} ratio sluice/direct req/s: {r['sluice']['rps'] / r['direct']['rps']:.2f}")
-    print(f"\nsluice RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB"
-          f" ({CONNS} concurrent connections)")
-    bad = sum(r[t]["errors"] for r in results.values() for t in ("direct", "sluice"))
+                      if via and r["events_per_request"] and x["requests"] else "-")
+            rss = f"{x['rss_kb'] / 1024:.1f}" if via else "-"
+            print(f"{name:<14} {proto:<11} {x['rps']:>9.0f} {x['p50_ms'] or 0:>8.2f} {x['p99_ms'] or 0:>8.2f}"
+                  f" {x['errors']:>6} {per_req:>10} {per_ev:>12} {rss:>8}")
+        runs = r["runs"]
+        for proto in ("h1", "h2c"):
+            if proto in runs and f"{proto} direct" in runs:
+                print(f"{'':<14} ratio sluice/direct req/s ({proto}): "
+                      f"{runs[proto]['rps'] / runs[proto + ' direct']['rps']:.2f}")
+    print(f"\nsluice RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB")
+    bad = sum(x["errors"] for r in results.values() for x in r["runs"].values())
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", "quick-latest.json"), "w") as f:
         json.dump({"idle_rss_kb": idle_rss, "peak_rss_kb": peak_rss, "results": results,

@@ -356,6 +356,7 @@ class H2Client:
         self.goaway_t: float | None = None
         self.eof = False
         self.conn_window_updates = 0
+        self.settings_seen = False
         self.flush()
 
     def flush(self) -> None:
@@ -495,6 +496,8 @@ class H2Client:
                 self.conn_window_updates += 1
             elif r is not None:
                 r.window_updates += 1
+        elif isinstance(ev, h2.events.RemoteSettingsChanged):
+            self.settings_seen = True
         elif isinstance(ev, h2.events.ConnectionTerminated):
             if self.goaway is None:
                 self.goaway = ev
@@ -691,7 +694,7 @@ def test_fifty_streams_interleave_and_one_stalled_stream_holds_back_only_itself(
             st = r.to_stream()
             assert_full_stream(st, NORMAL_TOKENS)
             assert all(ch["model"] == f"n{i}" for ch in st.chunks()), "stream contents crossed"
-            assert r.window_updates >= 0 and len(r.data) > CLIENT_WINDOW  # the window had to be reopened
+            assert len(r.data) > CLIENT_WINDOW  # more than one window: our WINDOW_UPDATEs were honoured
         bound = max(2.0 * baseline, baseline + 1.0 * SLACK)
         assert took <= bound, f"49 streams took {took:.2f}s next to a stalled one, {baseline:.2f}s alone"
 
@@ -1042,8 +1045,11 @@ def test_streams_over_max_concurrent_streams(mock, gateways):
 # 3. Idle timeout
 # --------------------------------------------------------------------------
 
+IDLE = {"server": {"idle_timeout": "1s", "header_timeout": "1s"}, "timeouts": {"ttft": "5s"}}
+
+
 def test_idle_connection_gets_goaway_after_idle_timeout(mock, gateways):
-    g = gateways(mock.port, server={"idle_timeout": "1s", "header_timeout": "1s"}, timeouts={"ttft": "5s"})
+    g = gateways(mock.port, **IDLE)
     before = limit_count(g.metrics(), "idle_timeout")
     # A connection that never opens a stream.
     with RawH2(g.port) as c:
@@ -1053,15 +1059,18 @@ def test_idle_connection_gets_goaway_after_idle_timeout(mock, gateways):
         assert c.goaway is not None and c.goaway[:2] == (0, NO_ERROR), c.goaway
         took = c.of_type(GOAWAY)[0].t - t0
         assert 0.9 <= took <= 1.0 + 1.0 * SLACK, took
-    # A connection idle after a finished request.
-    with H2Client(g.port) as c:
-        r = c.response(c.chat(headers={"x-mock-tokens": "2"}))
-        assert r.status == 200
+    # After a finished request, once the client sent something more (a PING).
+    with RawH2(g.port) as c:
+        c.handshake()
+        sid = c.new_sid()
+        c.send(c.headers(sid, request_fields(extra=[("content-type", "application/json"), ("x-mock-tokens", "2")]))
+               + frame(DATA, END_STREAM, sid, chat_body()))
+        assert c.read_until(lambda c: c.ended(sid), IO_TIMEOUT * SLACK) and c.status(sid) == 200
         t0 = time.monotonic()
-        c.wait(lambda: c.goaway is not None, 3.0 * SLACK, "GOAWAY")
-        assert c.goaway.error_code == NO_ERROR and c.goaway.last_stream_id == 1
-        assert 0.9 <= c.goaway_t - t0 <= 1.0 + 1.0 * SLACK, c.goaway_t - t0
-        c.wait(lambda: c.eof, 2.0 * SLACK, "the close after GOAWAY")
+        c.send(ping_frame(1))
+        assert c.read_to_eof(3.0 * SLACK), "connection idle after its request not closed"
+        assert c.goaway is not None and c.goaway[:2] == (1, NO_ERROR), c.goaway
+        assert 0.9 <= c.of_type(GOAWAY)[0].t - t0 <= 1.0 + 1.0 * SLACK
     assert limit_count(g.metrics(), "idle_timeout") == before + 2
     # A connection whose stream runs longer than the idle timeout is not idle.
     with H2Client(g.port) as c:
@@ -1071,6 +1080,24 @@ def test_idle_connection_gets_goaway_after_idle_timeout(mock, gateways):
         assert c.goaway is None
         assert_full_stream(r.to_stream(), 8)
         assert r.t_end - r.t0 >= 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: the h2 idle timer is (re)armed only when a read completes, so a "
+                   "connection whose last stream ends while the client sends nothing more is never closed by "
+                   "server.idle_timeout")
+def test_connection_idle_after_its_last_stream_gets_goaway(mock, gateways):
+    g = gateways(mock.port, **IDLE)
+    with RawH2(g.port) as c:
+        c.handshake()
+        sid = c.new_sid()
+        c.send(c.headers(sid, request_fields(extra=[("content-type", "application/json"), ("x-mock-tokens", "2")]))
+               + frame(DATA, END_STREAM, sid, chat_body()))
+        assert c.read_until(lambda c: c.ended(sid), IO_TIMEOUT * SLACK) and c.status(sid) == 200
+        t0 = time.monotonic()
+        # The client now sends nothing at all.
+        assert c.read_to_eof(3.0 * SLACK), "connection idle after its request never closed"
+        assert c.goaway is not None and c.goaway[:2] == (1, NO_ERROR), c.goaway
+        assert c.of_type(GOAWAY)[0].t - t0 <= 1.0 + 1.0 * SLACK
 
 
 # --------------------------------------------------------------------------
@@ -1112,6 +1139,7 @@ def test_request_body_larger_than_stream_window_arrives_intact(tmp_path):
     g = start_gateway(tmp_path, h2_config(up.port))
     try:
         with H2Client(g.port) as c:
+            c.wait(lambda: c.settings_seen, IO_TIMEOUT, "the server's SETTINGS")
             assert c.conn.remote_settings.initial_window_size == 256 * 1024
             body = chat_body("big-body", content="".join(f"word{i} " for i in range(45000)))
             assert len(body) > 300 * 1024

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from conftest import (SLACK, BackgroundStream, H2Client, Target, TestPki, chat, chat_body, gateway_config,
-                      h1_connection, request, start_gateway, start_tls_gateway, tls_listener, wait_until)
+from conftest import (SLACK, BackgroundStream, H2Client, Target, TestPki, chat, chat_body, h1_connection, request,
+                      start_tls_gateway, tls_listener, wait_until)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +90,10 @@ def test_alpn_selection(gw, server_pki, offer, chosen):
             r = c.chat(chat_body(), {"x-mock-tokens": "2"})
             assert r.status == 200, r.body
     after = gw.metrics()
-    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/2" if chosen == "h2" else "HTTP/1.1") \
-        == (1 if chosen == "h2" else 1)
+    # The h2 case opened two connections (the bare handshake above, then the client).
+    assert _delta(before, after, "sluice_connections_total",
+                  protocol="HTTP/2" if chosen == "h2" else "HTTP/1.1") == (2 if chosen == "h2" else 1)
+    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/1.1" if chosen == "h2" else "HTTP/2") == 0
 
 
 def test_alpn_without_http2_picks_http11(module_dir, mock, server_pki):
@@ -113,14 +115,15 @@ def test_alpn_without_http2_picks_http11(module_dir, mock, server_pki):
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls1.2", "tls1.3"])
 def test_tls_versions_by_default(gw, server_pki, version):
     ctx = server_pki.client_context(["http/1.1"], minimum=version, maximum=version)
+    name = {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
     with _handshake(gw.tls_port, ctx) as s:
-        assert s.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+        assert s.version() == name
         status, data = _h1_over(s, headers={"x-mock-tokens": "3"})
         assert status == 200, data
     # HTTP/2 too.
     h2ctx = server_pki.client_context(["h2"], minimum=version, maximum=version)
     with H2Client(Target(gw.tls_port, "h2-tls", ssl_context=h2ctx)) as c:
-        assert c.sock.version() == s.version()
+        assert c.sock.version() == name
         assert c.chat(chat_body(), {"x-mock-tokens": "1"}).status == 200
 
 
@@ -270,13 +273,17 @@ def _reload_gateway(tmp_path, mock, pki, certs, **tls_opts):
     return g, live
 
 
+def _log(g) -> str:
+    """Everything the gateway wrote to stdout/stderr so far."""
+    return g.proc.out_path.read_text(errors="replace")
+
+
 def _wait_output(g, text: str, after: int, timeout: float):
-    wait_until(lambda: text in g.proc.output()[after:] if len(g.proc.output()) > after else False,
-               timeout, what=repr(text))
+    wait_until(lambda: text in _log(g)[after:], timeout, what=f"gateway output {text!r}")
 
 
 def _output_len(g) -> int:
-    return len(g.proc.output())
+    return len(_log(g))
 
 
 class _OldConnections:
@@ -342,7 +349,7 @@ def test_reload_when_files_change(tmp_path, mock, pki, certs):
         live.put(*certs["second.test"])
         wait_until(lambda: _peer_cn(g.tls_port, ctx) == "second.test", 2.0 * SLACK, interval=0.05,
                    what="new certificate served")
-        assert "TLS certificates reloaded (files changed)" in g.proc.output()[mark:]
+        _wait_output(g, "TLS certificates reloaded (files changed)", mark, 1.0 * SLACK)
         old.still_work()
         # And once more.
         live.put(*certs["third.test"])
