@@ -1099,6 +1099,29 @@ class _H2Stream:
         return self.headers.get("content-type", "").startswith("text/event-stream")
 
 
+_H2_CONN_CLASS = []
+
+
+def _graceful_goaway_connection_class():
+    """h2's H2Connection, except that a GOAWAY with NO_ERROR leaves the
+    connection open for the streams it lets finish (RFC 9113 6.8). Stock h2
+    closes its state machine on any GOAWAY and then refuses their frames.
+    start() never opens a stream after a GOAWAY."""
+    if not _H2_CONN_CLASS:
+        import h2.connection
+
+        class GracefulGoawayConnection(h2.connection.H2Connection):
+            def _receive_goaway_frame(self, frame):
+                state = self.state_machine.state
+                frames, events = super()._receive_goaway_frame(frame)
+                if frame.error_code == 0 and state == h2.connection.ConnectionState.CLIENT_OPEN:
+                    self.state_machine.state = state
+                return frames, events
+
+        _H2_CONN_CLASS.append(GracefulGoawayConnection)
+    return _H2_CONN_CLASS[0]
+
+
 class H2Client:
     """A synchronous HTTP/2 client over one connection (h2c with prior
     knowledge, or TLS with ALPN h2), built on the `h2` library. Several
@@ -1116,7 +1139,9 @@ class H2Client:
         self.timeout = timeout
         self.streams: dict = {}
         self.goaway: object | None = None   # the ConnectionTerminated event, if any
-        self.closed = False                 # the peer closed the connection
+        self.closed = False                 # the connection is over (peer closed, or we dropped it)
+        self.protocol_error: Exception | None = None  # what the h2 library refused in the peer's frames
+        self._corked = False
         if target.is_tls:
             self.sock = target.connect_tls(timeout)
             alpn = self.sock.selected_alpn_protocol()
@@ -1126,7 +1151,7 @@ class H2Client:
         else:
             self.sock = socket.create_connection((target.host, target.port), timeout=timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.conn = h2.connection.H2Connection(
+        self.conn = _graceful_goaway_connection_class()(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.conn.initiate_connection()
         if settings:
@@ -1135,9 +1160,29 @@ class H2Client:
 
     # -- plumbing
     def _flush(self) -> None:
+        if self._corked:
+            return
         out = self.conn.data_to_send()
         if out:
             self.sock.sendall(out)
+
+    def cork(self):
+        """Context manager: frames queued inside go out together in one write
+        when it ends (so the server reads them at once). Only for frames that
+        need no answer first (small bodies)."""
+        client = self
+
+        class _Cork:
+            def __enter__(self):
+                client._corked = True
+                return client
+
+            def __exit__(self, *exc):
+                client._corked = False
+                client._flush()
+                return False
+
+        return _Cork()
 
     def __enter__(self):
         return self
@@ -1196,7 +1241,14 @@ class H2Client:
                     st.conn_lost = True
             return
         now = time.monotonic()
-        for e in self.conn.receive_data(data):
+        import h2.exceptions
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError as e:
+            self.protocol_error = e
+            self.abort()
+            return
+        for e in events:
             st = self.streams.get(getattr(e, "stream_id", None) or 0)
             if isinstance(e, ev.ResponseReceived) and st:
                 st.header_list = [(k, v) for k, v in e.headers if not k.startswith(":")]
@@ -1234,6 +1286,16 @@ class H2Client:
             except OSError:
                 pass
 
+    def closed_by_peer_within(self, seconds: float) -> bool:
+        """Reads (and handles) frames until the peer closes the connection; False if it has not within `seconds`."""
+        deadline = time.monotonic() + seconds
+        try:
+            while not self.closed:
+                self._pump(deadline)
+        except socket.timeout:
+            return False
+        return True
+
     def _wait(self, pred, timeout: float | None) -> None:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not pred():
@@ -1251,6 +1313,7 @@ class H2Client:
         """Sends a request (head, then the body within flow control) and returns its stream id.
         Like request(): content-type application/json when there is a body."""
         assert not self.closed, "the connection is closed"
+        assert self.goaway is None, f"the server sent GOAWAY: {self.goaway}"
         sid = self.conn.get_next_available_stream_id()
         t = self.target
         default_port = 443 if t.is_tls else 80

@@ -766,10 +766,12 @@ def test_client_stall_longer_than_upstream_idle_timeout_does_not_break_the_strea
         c.ack(stalled)
         r = c.response(stalled, 15 * SLACK)
         assert r.status == 200 and r.reset is None
-        after = g.metrics()
-        assert after.sum("sluice_upstream_errors_total") == before.sum("sluice_upstream_errors_total"), \
-            "a slow client was counted as an upstream failure"
+        # Actual: the stream ends early with {"error": {"code": "upstream_reset", "message": "the upstream
+        # connection failed mid-response: upstream body incomplete: Bad file descriptor"}}.
         assert_full_stream(r.to_stream(), STALLED_TOKENS)
+    after = g.metrics()
+    assert after.sum("sluice_upstream_errors_total") == before.sum("sluice_upstream_errors_total"), \
+        "a slow client was counted as an upstream failure"
 
 
 # --------------------------------------------------------------------------
@@ -985,6 +987,7 @@ def test_configured_rates_set_the_budgets(mock, gateways, kind):
             return out
 
         # 15 (plus our SETTINGS for pings) fit in a burst of 20.
+        t0 = time.monotonic()
         c.send(burst(15) + ping_frame(99))
         assert c.read_until(lambda c: any(f.type == PING and f.flags & ACK and f.payload == struct.pack(">Q", 99)
                                           for f in c.frames), IO_TIMEOUT * SLACK), "a burst of 15 ended the connection"
@@ -993,7 +996,10 @@ def test_configured_rates_set_the_budgets(mock, gateways, kind):
         assert c.read_to_eof(IO_TIMEOUT * SLACK)
         assert_calm_goaway(c)
         if kind == "resets":
-            assert (c.goaway[0] + 1) // 2 <= 1 + 15 + 30, c.goaway  # stopped within the 30, not by nghttp2
+            # Streams 3, 5, ... were reset; the one whose reset overdrew the budget is the last processed.
+            took = c.of_type(GOAWAY)[0].t - t0
+            processed = (c.goaway[0] - 1) // 2
+            assert 20 <= processed <= 21 + 10 * took + 2, (processed, took)
     assert limit_count(g.metrics(), limit) == before + 1
     assert_serving(g)
 
