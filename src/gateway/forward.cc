@@ -89,6 +89,14 @@ class UpstreamTimer {
     phase_ = name;
     if (conn_) conn_->arm_deadline(std::min(total_at_, SteadyClock::mono_ns() + ms * 1'000'000));
   }
+  // While the client is being written to, only the total deadline runs for
+  // the upstream: a slow client is bounded by the client-stall timeout and
+  // must not make a healthy upstream look idle. (A later deadline is a store,
+  // not a timer operation.)
+  void client_turn() {
+    phase_ = "total";
+    if (conn_) conn_->arm_deadline(total_at_);
+  }
   void stop() {
     if (conn_) conn_->disarm_deadline();
   }
@@ -312,6 +320,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
       w.metrics.histogram(w.fam.inter_event).observe(static_cast<double>(t1 - last_event_ns) / 1e9);
     }
     last_event_ns = t1;
+    timer.client_turn();
     Status ws = co_await ex.write(to_send);
     if (!ws) {
       client_gone = true;

@@ -186,8 +186,8 @@ def test_body_too_large_is_413(target, gw):
         assert_error_body(r, 413, "request_too_large")
         _still_same_h2_connection(sess)
         _healthy(target, sess)
-    assert _delta(before, gw.metrics(), "sluice_requests_total", model="gpt-x", status="413") \
-        + _delta(before, gw.metrics(), "sluice_requests_total", model="none", status="413") >= 1
+    after = gw.metrics()
+    assert after.sum("sluice_requests_total", status="413") - before.sum("sluice_requests_total", status="413") == 1
 
 
 def test_body_too_large_without_content_length_is_413(h2_target):
@@ -329,10 +329,6 @@ def test_connections_total_counts_the_protocol(target, gw):
     assert _delta(before, after, "sluice_connections_total", protocol=other) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: h2 codec counts a cancelled stream's buffered body twice against "
-                                       "max_connection_memory (on_stream_close subtracts it, then read_body's "
-                                       "consume() subtracts it again); the unsigned total wraps and the next "
-                                       "stream's headers end the connection with GOAWAY ENHANCE_YOUR_CALM")
 @pytest.mark.parametrize("when", ["after-whole-body", "mid-body"])
 def test_h2_cancel_with_body_keeps_connection(h2_target, gw, when):
     """A client cancels (RST_STREAM) a POST whose body the gateway has received

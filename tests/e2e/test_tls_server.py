@@ -199,7 +199,43 @@ def test_session_resumption(gw, server_pki, version):
         assert _h1_over(s, headers={"x-mock-tokens": "1"})[0] == 200
 
 
+def test_tls12_resumes_from_the_session_cache_without_tickets(module_dir, mock, server_pki):
+    g = start_tls_gateway(module_dir, mock.port, server_pki,
+                          tls=tls_listener((server_pki.cert, server_pki.key), session_tickets=False))
+    try:
+        ctx = server_pki.client_context(["http/1.1"], maximum=ssl.TLSVersion.TLSv1_2)
+        sess = _session_after_request(g.tls_port, ctx)
+        assert not sess.has_ticket, "session_tickets: false, yet the server sent a ticket"
+        with _handshake(g.tls_port, ctx, session=sess) as s:
+            assert s.session_reused, "the server did not resume from its session cache"
+            assert _h1_over(s, headers={"x-mock-tokens": "1"})[0] == 200
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+
+
 # ---- Handshake failures ---------------------------------------------------------------------
+
+def test_silent_tls_client_times_out_and_is_counted(module_dir, mock, server_pki):
+    g = start_tls_gateway(module_dir, mock.port, server_pki, server={"header_timeout": "500ms"})
+    try:
+        before = g.metrics()
+        with socket.create_connection(("127.0.0.1", g.tls_port), timeout=5) as c:
+            t0 = time.monotonic()
+            try:
+                data = c.recv(100)
+            except ConnectionResetError:
+                data = b""
+            took = time.monotonic() - t0
+        assert data == b"", data
+        assert 0.4 <= took < 0.5 + 1.0 * SLACK, took
+        wait_until(lambda: g.metrics().get1("sluice_tls_handshake_errors_total")
+                   == before.get1("sluice_tls_handshake_errors_total") + 1, 1.0 * SLACK,
+                   what="handshake timeout counted")
+        ctx = server_pki.client_context(["http/1.1"])
+        assert chat(Target(g.tls_port, "h1-tls", ssl_context=ctx), chat_body(), {"x-mock-tokens": "1"}).status == 200
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+
 
 GARBAGE = {
     "plain-http": b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n",

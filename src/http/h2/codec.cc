@@ -485,11 +485,12 @@ void ServerCodec::reset(Stream& s, uint32_t code) {
 }
 
 void ServerCodec::consume(Stream& s, size_t n) {
-  if (n == 0) return;
+  // A closed stream's bytes were released (memory and window) when it closed.
+  if (n == 0 || s.closed) return;
   impl_->add_memory(s, -static_cast<int64_t>(n));
   n = std::min<size_t>(n, s.unconsumed);
   s.unconsumed -= n;
-  if (!s.closed) nghttp2_session_consume(impl_->session, s.id, n);
+  nghttp2_session_consume(impl_->session, s.id, n);
 }
 
 void ServerCodec::shutdown(bool final) {

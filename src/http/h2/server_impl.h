@@ -213,6 +213,7 @@ class Connection final : public ConnectionSet::Member,
     x->wake();
     if (!(x->finished() && s.close_code == kNoError)) x->gone();
     streams_.erase(s.id);  // a running handler holds its own reference
+    arm_idle_if_quiet();
   }
   void on_rejected(int status, std::string_view reason) override {
     if (ctx_.observer) ctx_.observer->on_protocol_error(status, reason);
@@ -229,6 +230,11 @@ class Connection final : public ConnectionSet::Member,
  private:
   static asio::awaitable<void> run_stream(std::shared_ptr<Connection> c, std::shared_ptr<H2Exchange<S>> x);
   static asio::awaitable<void> write_loop(std::shared_ptr<Connection> c);
+  // With no stream open, the idle timeout runs (the reader also arms it
+  // before each read; this covers the last stream ending while it waits).
+  void arm_idle_if_quiet() {
+    if (codec.active_streams() == 0 && running_ == 0 && !reading_done_) idle_.arm_ms(opts.idle_timeout_ms);
+  }
   bool feed(std::string_view bytes) {
     Status s = codec.receive(bytes, now_s());
     schedule_write();
@@ -343,6 +349,7 @@ asio::awaitable<void> Connection<S>::run_stream(std::shared_ptr<Connection> c, s
     }
   }
   --c->running_;
+  c->arm_idle_if_quiet();
   c->schedule_write();
 }
 
