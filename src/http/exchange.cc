@@ -1,5 +1,9 @@
 #include "http/exchange.h"
 
+#include <array>
+
+#include "http/error_body.h"
+
 namespace sluice::http {
 
 asio::awaitable<Status> Exchange::respond(int status, std::span<const Header> headers,
@@ -11,6 +15,12 @@ asio::awaitable<Status> Exchange::respond(int status, std::span<const Header> he
     if (!s) co_return s;
   }
   co_return co_await finish();
+}
+
+asio::awaitable<Status> Exchange::respond_error(int status, std::string_view message, std::string_view code) {
+  const std::string body = error_body(message, error_type_for_status(status), code);
+  const std::array<Header, 1> headers{{{"content-type", "application/json"}}};
+  co_return co_await respond(status, headers, body);
 }
 
 }  // namespace sluice::http

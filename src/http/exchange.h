@@ -51,6 +51,8 @@ class Exchange {
 
   // A whole response at once (local replies, small bodies).
   asio::awaitable<Status> respond(int status, std::span<const Header> headers, std::string_view body);
+  // An OpenAI-style JSON error (error_body.h) with the type for `status`.
+  asio::awaitable<Status> respond_error(int status, std::string_view message, std::string_view code);
 
   // Abruptly ends this exchange: resets the connection (HTTP/1.1) or the
   // stream (HTTP/2+). Used to pass an upstream failure through faithfully.

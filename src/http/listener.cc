@@ -46,8 +46,6 @@ asio::awaitable<void> serve_cleartext(tcp::socket sock, const ServeContext* ctx)
 }
 
 asio::awaitable<void> serve_tls(tcp::socket sock, const ServeContext* ctx) {
-  boost::system::error_code ec;
-  sock.set_option(tcp::no_delay(true), ec);
   std::shared_ptr<const net::TlsBundle> bundle = ctx->tls->current();
   auto stream = std::make_unique<TlsStream>(std::move(sock), bundle->default_context());
   bool ok = false;
@@ -77,6 +75,7 @@ asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor* acc, const ServeConte
       co_await t.async_wait(kNoThrow);
       continue;
     }
+    net::tune_socket(sock);
     if (ctx->tls) asio::co_spawn(acc->get_executor(), serve_tls(std::move(sock), ctx), asio::detached);
     else asio::co_spawn(acc->get_executor(), serve_cleartext(std::move(sock), ctx), asio::detached);
   }

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <ctime>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -59,12 +58,6 @@ std::vector<std::string> certificate_names(X509* x) {
     if (std::find(names.begin(), names.end(), c) == names.end()) names.push_back(std::move(c));
   }
   return names;
-}
-
-int64_t not_after(X509* x) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) return 0;
-  return static_cast<int64_t>(timegm(&tm));
 }
 
 int on_alpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -123,7 +116,6 @@ Result<std::unique_ptr<TlsServer>> TlsServer::create(TlsServerOptions opts) {
 
 Result<std::shared_ptr<TlsBundle>> TlsServer::load(const TlsBundle* previous) const {
   auto bundle = std::make_shared<TlsBundle>();
-  bundle->http2_ = opts_.http2;
   unsigned char ticket_keys[kTicketKeyBytes];
   bool have_keys = false;
   if (previous) {
@@ -152,11 +144,8 @@ Result<std::shared_ptr<TlsBundle>> TlsServer::load(const TlsBundle* previous) co
       SSL_CTX_set_num_tickets(h, 0);
     }
     SSL_CTX_set_alpn_select_cb(h, on_alpn, opts_.http2 ? reinterpret_cast<void*>(1) : nullptr);
-    X509* leaf = SSL_CTX_get0_certificate(h);
     TlsBundle::Entry e;
-    e.names = certificate_names(leaf);
-    int64_t exp = not_after(leaf);
-    if (bundle->earliest_expiry_ == 0 || (exp != 0 && exp < bundle->earliest_expiry_)) bundle->earliest_expiry_ = exp;
+    e.names = certificate_names(SSL_CTX_get0_certificate(h));
     e.ctx = std::move(ctx);
     bundle->entries_.push_back(std::move(e));
   }
@@ -212,7 +201,6 @@ Status TlsServer::reload() {
   if (!b) return b.status();
   bundle_.store(std::move(*b), std::memory_order_release);
   loaded_stamps_ = std::move(stamps_before);
-  reloads_.fetch_add(1, std::memory_order_relaxed);
   return Status::ok();
 }
 

@@ -40,23 +40,16 @@ class TlsBundle {
   // The context a new connection starts with (the default certificate). SNI
   // switches a connection to the matching certificate's context.
   asio::ssl::context& default_context() const { return *entries_.front().ctx; }
-  size_t size() const { return entries_.size(); }
-  // Names (CN and DNS SANs) of certificate i, lowercase; "*.x" for wildcards.
-  const std::vector<std::string>& names(size_t i) const { return entries_[i].names; }
   // The entry for a server name, or 0 (the default).
   size_t match(std::string_view server_name) const;
-  // Earliest notAfter over the certificates (Unix seconds), for a metric.
-  int64_t earliest_expiry() const { return earliest_expiry_; }
 
  private:
   friend class TlsServer;
   struct Entry {
     std::unique_ptr<asio::ssl::context> ctx;
-    std::vector<std::string> names;
+    std::vector<std::string> names;  // CN and DNS SANs, lowercase; "*.x" for wildcards
   };
   std::vector<Entry> entries_;
-  bool http2_ = true;
-  int64_t earliest_expiry_ = 0;
 };
 
 class TlsServer {
@@ -72,7 +65,6 @@ class TlsServer {
   Status reload();
   // True when a certificate or key file changed (mtime or size) since the last load.
   bool files_changed() const;
-  uint64_t reloads() const { return reloads_.load(std::memory_order_relaxed); }
 
  private:
   explicit TlsServer(TlsServerOptions opts) : opts_(std::move(opts)) {}
@@ -86,7 +78,6 @@ class TlsServer {
   TlsServerOptions opts_;
   std::atomic<std::shared_ptr<const TlsBundle>> bundle_;
   std::vector<Stamp> loaded_stamps_;
-  std::atomic<uint64_t> reloads_{0};
 };
 
 // The protocol ALPN chose on a finished handshake: "h2", "http/1.1" or "".

@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 #include <openssl/ssl.h>
 
+#include "net/listener.h"
+
 namespace sluice::upstream {
 namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
@@ -49,7 +51,7 @@ asio::awaitable<Status> Connection::connect(const tcp::endpoint& ep) {
   auto [ec] = co_await lowest().async_connect(ep, kNoThrow);
   if (ec) co_return Status(Errc::kUnavailable, "connect " + ep.address().to_string() + ":" +
                                                  std::to_string(ep.port()) + ": " + ec.message());
-  lowest().set_option(tcp::no_delay(true), ec);
+  net::tune_socket(lowest());
   if (use_tls_) {
     SSL* ssl = tls_stream_->native_handle();
     if (!sni_.empty()) {

@@ -35,6 +35,21 @@ inline bool same_result(const http::h1::ParseResult& a, const http::h1::ParseRes
          a.error == b.error;
 }
 
+// An incomplete result consumed nothing and stays within the head limit.
+inline void check_incomplete(std::string_view buf, const http::h1::ParseResult& r, const http::h1::Limits& lim) {
+  check(r.consumed == 0 && r.error_status == 0 && buf.size() <= lim.max_header_bytes);
+}
+
+// The head of a complete result: inside the buffer and the limit, ending in
+// the empty line.
+inline std::string_view complete_head(std::string_view buf, const http::h1::ParseResult& r,
+                                      const http::h1::Limits& lim) {
+  check(r.consumed > 0 && r.consumed <= buf.size() && r.consumed <= lim.max_header_bytes);
+  std::string_view head = buf.substr(0, r.consumed);
+  check(head.size() >= 4 && head.substr(head.size() - 4) == "\r\n\r\n");
+  return head;
+}
+
 // The prefix lengths worth checking: all of them for small inputs, a spread
 // of them for large ones (checking every prefix is quadratic).
 template <class F>

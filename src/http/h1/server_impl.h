@@ -346,9 +346,7 @@ asio::awaitable<void> Connection<S>::run() {
     if (!ex.finished()) {
       if (!ex.head_sent() && !broken) {
         // The handler ended without answering: a bug, but the client still gets a reply.
-        std::string body = error_body("internal error", "server_error", "internal_error");
-        std::array<Header, 1> hs{{{"content-type", "application/json"}}};
-        co_await ex.respond(500, hs, body);
+        co_await ex.respond_error(500, "internal error", "internal_error");
       } else {
         break;  // cannot complete a response already under way
       }

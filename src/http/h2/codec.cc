@@ -28,7 +28,7 @@ namespace {
 
 class Bucket {
  public:
-  explicit Bucket(RateLimit r) : r_(r), tokens_(r.burst) {}
+  Bucket(RateLimit r, double now) : r_(r), tokens_(r.burst), last_(now) {}
   // Takes one token; false when the bucket is empty.
   bool take(double now) {
     if (r_.burst <= 0) return true;  // unlimited
@@ -38,12 +38,10 @@ class Bucket {
     tokens_ -= 1;
     return true;
   }
-  void start(double now) { last_ = now; }
-
  private:
   RateLimit r_;
   double tokens_;
-  double last_ = 0;
+  double last_;
 };
 
 bool is_connection_specific(std::string_view name) {
@@ -94,7 +92,7 @@ class NvList {
 
 // The data source of a stream: frames queued bytes, then END_STREAM (or
 // trailers). Returns what nghttp2's read callback must return.
-ssize_t pull_outbound(nghttp2_session* session, int32_t id, Outbound& o, uint8_t* buf, size_t length,
+ssize_t pull_outbound(nghttp2_session* session, int32_t id, StreamBase& o, uint8_t* buf, size_t length,
                       uint32_t* flags, NvList& nv) {
   const size_t n = std::min(length, o.queued());
   if (n) {
@@ -124,10 +122,74 @@ ssize_t pull_outbound(nghttp2_session* session, int32_t id, Outbound& o, uint8_t
   return static_cast<ssize_t>(n);
 }
 
-void resume(nghttp2_session* session, int32_t id, Outbound& o) {
-  if (!o.deferred) return;
-  o.deferred = false;
-  nghttp2_session_resume_data(session, id);
+// nghttp2's data source callback for either end: frames the stream's queued
+// bytes and tells the driver they left the queue.
+template <class Impl, class S>
+ssize_t read_stream_data(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                         nghttp2_data_source* source, void* p) {
+  Impl& d = *static_cast<Impl*>(p);
+  auto& s = *static_cast<S*>(source->ptr);
+  ssize_t n = pull_outbound(session, id, s, buf, length, flags, d.nv);
+  if (n > 0) d.ev.on_progress(s);
+  return n;
+}
+
+// The caller queued more bytes (or the end): frame them when the window allows.
+void resume(nghttp2_session* session, StreamBase& s) {
+  if (s.closed || !s.deferred) return;
+  s.deferred = false;
+  nghttp2_session_resume_data(session, s.id);
+}
+
+void reset_stream(nghttp2_session* session, StreamBase& s, uint32_t code) {
+  if (!s.closed) nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s.id, code);
+}
+
+// A DATA payload for stream `s` (null: unknown or not wanted, whose window is
+// given back at once). Returns whether `s` took it.
+bool take_data(nghttp2_session* session, StreamBase* s, int32_t id, const uint8_t* data, size_t len) {
+  if (!s) {
+    if (nghttp2_session_consume(session, id, len) != 0) nghttp2_session_consume_connection(session, len);
+    return false;
+  }
+  s->body.append(reinterpret_cast<const char*>(data), len);
+  s->unconsumed += len;
+  return true;
+}
+
+// The caller took `n` body bytes: reopen the window by as much.
+void give_window(nghttp2_session* session, StreamBase& s, size_t n) {
+  n = std::min<size_t>(n, s.unconsumed);
+  if (n == 0 || s.closed) return;
+  s.unconsumed -= n;
+  nghttp2_session_consume(session, s.id, n);
+}
+
+// nghttp2 closed the stream: its unread bytes go back to the connection
+// window, and the codec forgets it.
+void release_stream(nghttp2_session* session, StreamBase& s, uint32_t code) {
+  nghttp2_session_set_stream_user_data(session, s.id, nullptr);
+  if (s.unconsumed) nghttp2_session_consume_connection(session, s.unconsumed);
+  s.unconsumed = 0;
+  s.closed = true;
+  s.close_code = code;
+}
+
+// Options both ends use: manual window updates (the driver reads at its
+// pace) and the HPACK table bound for what we send.
+nghttp2_option* new_options(uint32_t header_table_bytes) {
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, header_table_bytes);
+  return opt;
+}
+
+// The first SETTINGS, and the connection window when it is above the default.
+void send_settings(nghttp2_session* session, std::span<const nghttp2_settings_entry> iv, uint32_t connection_window) {
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
+  if (connection_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+    nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, static_cast<int32_t>(connection_window));
 }
 
 // Appends frames nghttp2 wants to send, up to about `max` bytes.
@@ -147,15 +209,16 @@ std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<con
 }  // namespace
 
 struct ServerCodec::Impl {
-  Impl(const Options& o, ServerEvents& e, ServerCodec& c) : opts(o), ev(e), owner(c), resets(o.resets),
-        control(o.control_frames), empty(o.empty_frames) {}
+  Impl(const Options& o, ServerEvents& e, ServerCodec& c, double now_s)
+      : opts(o), ev(e), owner(c), resets(o.resets, now_s), control(o.control_frames, now_s),
+        empty(o.empty_frames, now_s), now(now_s) {}
 
   const Options& opts;
   ServerEvents& ev;
   ServerCodec& owner;
   nghttp2_session* session = nullptr;
   Bucket resets, control, empty;
-  double now = 0;
+  double now;
   bool limit_hit = false;
   Limit pending_limit = Limit::kProtocolError;
   NvList nv;  // scratch for outgoing header blocks
@@ -170,8 +233,7 @@ struct ServerCodec::Impl {
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
 
-  void add_memory(Stream& s, int64_t delta) {
-    (void)s;
+  void add_memory(int64_t delta) {
     owner.memory_ = static_cast<uint64_t>(static_cast<int64_t>(owner.memory_) + delta);
   }
 
@@ -233,12 +295,12 @@ struct ServerCodec::Impl {
     };
     put(name, namelen);
     put(value, valuelen);
-    d.add_memory(*s, static_cast<int64_t>(namelen + valuelen));
+    d.add_memory(static_cast<int64_t>(namelen + valuelen));
     if (d.owner.memory_ > d.opts.max_connection_memory) return d.fail(Limit::kConnectionMemory);
     return 0;
   }
 
-  static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* p) {
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* p) {
     Impl& d = self(p);
     const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     switch (frame->hd.type) {
@@ -267,21 +329,13 @@ struct ServerCodec::Impl {
       default:
         return 0;
     }
-    (void)session;
   }
 
   static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len, void* p) {
     Impl& d = self(p);
     Stream* s = d.stream(id);
-    if (!s || s->reject_status) {
-      // Nobody reads this body: give the window back at once.
-      if (nghttp2_session_consume(session, id, len) != 0) nghttp2_session_consume_connection(session, len);
-      return 0;
-    }
-    s->body.append(reinterpret_cast<const char*>(data), len);
-    s->body_received += len;
-    s->unconsumed += len;
-    d.add_memory(*s, static_cast<int64_t>(len));
+    if (!take_data(session, s && !s->reject_status ? s : nullptr, id, data, len)) return 0;
+    d.add_memory(static_cast<int64_t>(len));
     if (d.owner.memory_ > d.opts.max_connection_memory) return d.fail(Limit::kConnectionMemory);
     d.ev.on_progress(*s);
     return 0;
@@ -291,12 +345,8 @@ struct ServerCodec::Impl {
     Impl& d = self(p);
     Stream* s = d.stream(id);
     if (!s) return 0;
-    nghttp2_session_set_stream_user_data(session, id, nullptr);
-    d.add_memory(*s, -static_cast<int64_t>(s->body.size() + s->head_storage.size()));
-    if (s->unconsumed) nghttp2_session_consume_connection(session, s->unconsumed);
-    s->unconsumed = 0;
-    s->closed = true;
-    s->close_code = code;
+    d.add_memory(-static_cast<int64_t>(s->body.size() + s->head_storage.size()));
+    release_stream(session, *s, code);
     --d.owner.active_;
     d.ev.on_closed(*s);
     return 0;
@@ -309,15 +359,6 @@ struct ServerCodec::Impl {
                           d.owner.active_ >= d.opts.max_concurrent_streams);
     d.ev.on_limit(refused ? Limit::kConcurrentStreams : Limit::kProtocolError);
     return 0;
-  }
-
-  static ssize_t read_data(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
-                           nghttp2_data_source* source, void* p) {
-    Impl& d = self(p);
-    auto* s = static_cast<Stream*>(source->ptr);
-    ssize_t n = pull_outbound(session, id, *s, buf, length, flags, d.nv);
-    if (n > 0) d.ev.on_progress(*s);
-    return n;
   }
 
   // ---- helpers ----
@@ -369,7 +410,6 @@ struct ServerCodec::Impl {
                                   status == 431 ? "request_header_fields_too_large" : "bad_request");
     std::array<Header, 1> hs{{{"content-type", "application/json"}}};
     s.out = std::move(body);
-    s.out_sent = 0;
     s.out_end = true;
     (void)owner.submit_head(s, status, hs, s.out.size(), true);
   }
@@ -377,12 +417,7 @@ struct ServerCodec::Impl {
 };
 
 ServerCodec::ServerCodec(const Options& opts, ServerEvents& events, double now_s)
-    : impl_(std::make_unique<Impl>(opts, events, *this)) {
-  impl_->now = now_s;
-  impl_->resets.start(now_s);
-  impl_->control.start(now_s);
-  impl_->empty.start(now_s);
-
+    : impl_(std::make_unique<Impl>(opts, events, *this, now_s)) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, Impl::on_begin_frame);
@@ -392,11 +427,7 @@ ServerCodec::ServerCodec(const Options& opts, ServerEvents& events, double now_s
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Impl::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Impl::on_stream_close);
   nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, Impl::on_invalid_frame);
-
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_max_deflate_dynamic_table_size(opt, opts.header_table_bytes);
+  nghttp2_option* opt = new_options(opts.header_table_bytes);
   nghttp2_option_set_max_continuations(opt, opts.max_continuations);
   // nghttp2's own reset limit stays above ours, so ours (ENHANCE_YOUR_CALM) acts first.
   nghttp2_option_set_stream_reset_rate_limit(opt, static_cast<uint64_t>(opts.resets.burst * 4 + 1000),
@@ -404,17 +435,13 @@ ServerCodec::ServerCodec(const Options& opts, ServerEvents& events, double now_s
   nghttp2_session_server_new2(&impl_->session, cbs, impl_.get(), opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
-
-  std::array<nghttp2_settings_entry, 4> iv{{
+  const nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window_bytes},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts.max_header_list_bytes},
       {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, opts.header_table_bytes},
-  }};
-  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
-  if (opts.connection_window_bytes > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
-    nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0,
-                                          static_cast<int32_t>(opts.connection_window_bytes));
+  };
+  send_settings(impl_->session, iv, opts.connection_window_bytes);
 }
 
 ServerCodec::~ServerCodec() { nghttp2_session_del(impl_->session); }
@@ -469,28 +496,21 @@ Status ServerCodec::submit_head(Stream& s, int status, std::span<const Header> h
   const auto& nva = d.nv.nva();
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
-  prd.read_callback = Impl::read_data;
+  prd.read_callback = read_stream_data<Impl, Stream>;
   int rv = nghttp2_submit_response(d.session, s.id, nva.data(), nva.size(), has_body ? &prd : nullptr);
   if (rv != 0) return Status(Errc::kInternal, std::string("http2 submit: ") + nghttp2_strerror(rv));
   return Status::ok();
 }
 
-void ServerCodec::data_ready(Stream& s) {
-  if (!s.closed) resume(impl_->session, s.id, s);
-}
+void ServerCodec::data_ready(Stream& s) { resume(impl_->session, s); }
 
-void ServerCodec::reset(Stream& s, uint32_t code) {
-  if (s.closed) return;
-  nghttp2_submit_rst_stream(impl_->session, NGHTTP2_FLAG_NONE, s.id, code);
-}
+void ServerCodec::reset(Stream& s, uint32_t code) { reset_stream(impl_->session, s, code); }
 
 void ServerCodec::consume(Stream& s, size_t n) {
   // A closed stream's bytes were released (memory and window) when it closed.
   if (n == 0 || s.closed) return;
-  impl_->add_memory(s, -static_cast<int64_t>(n));
-  n = std::min<size_t>(n, s.unconsumed);
-  s.unconsumed -= n;
-  nghttp2_session_consume(impl_->session, s.id, n);
+  impl_->add_memory(-static_cast<int64_t>(n));
+  give_window(impl_->session, s, n);
 }
 
 void ServerCodec::shutdown(bool final) {
@@ -584,13 +604,7 @@ struct ClientCodec::Impl {
   static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len, void* p) {
     Impl& d = self(p);
     ClientStream* s = d.stream(id);
-    if (!s) {
-      if (nghttp2_session_consume(session, id, len) != 0) nghttp2_session_consume_connection(session, len);
-      return 0;
-    }
-    s->body.append(reinterpret_cast<const char*>(data), len);
-    s->unconsumed += len;
-    d.ev.on_progress(*s);
+    if (take_data(session, s, id, data, len)) d.ev.on_progress(*s);
     return 0;
   }
 
@@ -598,23 +612,10 @@ struct ClientCodec::Impl {
     Impl& d = self(p);
     ClientStream* s = d.stream(id);
     if (!s) return 0;
-    nghttp2_session_set_stream_user_data(session, id, nullptr);
-    if (s->unconsumed) nghttp2_session_consume_connection(session, s->unconsumed);
-    s->unconsumed = 0;
-    s->closed = true;
-    s->close_code = code;
+    release_stream(session, *s, code);
     --d.owner.active_;
     d.ev.on_closed(*s);
     return 0;
-  }
-
-  static ssize_t read_data(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
-                           nghttp2_data_source* source, void* p) {
-    Impl& d = self(p);
-    auto* s = static_cast<ClientStream*>(source->ptr);
-    ssize_t n = pull_outbound(session, id, *s, buf, length, flags, d.nv);
-    if (n > 0) d.ev.on_progress(*s);
-    return n;
   }
 };
 
@@ -626,22 +627,16 @@ ClientCodec::ClientCodec(const ClientOptions& opts, ClientEvents& events)
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Impl::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Impl::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Impl::on_stream_close);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_max_deflate_dynamic_table_size(opt, opts.header_table_bytes);
+  nghttp2_option* opt = new_options(opts.header_table_bytes);
   nghttp2_session_client_new2(&impl_->session, cbs, impl_.get(), opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
-  std::array<nghttp2_settings_entry, 3> iv{{
+  const nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts.stream_window_bytes},
       {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, opts.header_table_bytes},
-  }};
-  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
-  if (opts.connection_window_bytes > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
-    nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0,
-                                          static_cast<int32_t>(opts.connection_window_bytes));
+  };
+  send_settings(impl_->session, iv, opts.connection_window_bytes);
 }
 
 ClientCodec::~ClientCodec() { nghttp2_session_del(impl_->session); }
@@ -659,7 +654,7 @@ Status ClientCodec::submit_request(ClientStream& s, std::string_view method, std
   const auto& nva = d.nv.nva();
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
-  prd.read_callback = Impl::read_data;
+  prd.read_callback = read_stream_data<Impl, ClientStream>;
   int32_t id = nghttp2_submit_request(d.session, nullptr, nva.data(), nva.size(), has_body ? &prd : nullptr, &s);
   if (id < 0) return Status(Errc::kUnavailable, std::string("http2 request: ") + nghttp2_strerror(id));
   s.id = id;
@@ -667,20 +662,11 @@ Status ClientCodec::submit_request(ClientStream& s, std::string_view method, std
   return Status::ok();
 }
 
-void ClientCodec::data_ready(ClientStream& s) {
-  if (!s.closed) resume(impl_->session, s.id, s);
-}
+void ClientCodec::data_ready(ClientStream& s) { resume(impl_->session, s); }
 
-void ClientCodec::reset(ClientStream& s, uint32_t code) {
-  if (!s.closed) nghttp2_submit_rst_stream(impl_->session, NGHTTP2_FLAG_NONE, s.id, code);
-}
+void ClientCodec::reset(ClientStream& s, uint32_t code) { reset_stream(impl_->session, s, code); }
 
-void ClientCodec::consume(ClientStream& s, size_t n) {
-  n = std::min<size_t>(n, s.unconsumed);
-  if (n == 0) return;
-  s.unconsumed -= n;
-  if (!s.closed) nghttp2_session_consume(impl_->session, s.id, n);
-}
+void ClientCodec::consume(ClientStream& s, size_t n) { give_window(impl_->session, s, n); }
 
 void ClientCodec::ping() { nghttp2_submit_ping(impl_->session, NGHTTP2_FLAG_NONE, nullptr); }
 

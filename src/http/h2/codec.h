@@ -59,42 +59,44 @@ enum class Limit {
 };
 std::string_view limit_name(Limit l);
 
-// Body bytes a stream queues for sending; the codec frames them as the
-// peer's flow-control windows allow.
-struct Outbound {
+// What both ends keep per stream: body bytes queued for sending (framed as
+// the peer's flow-control windows allow) and body bytes received but not yet
+// taken (the window reopens as they are taken: consume()).
+struct StreamBase {
+  int32_t id = 0;
+  void* user = nullptr;  // the driver's object
+
+  // Sending.
   std::string out;
   size_t out_sent = 0;   // bytes of `out` already framed
   bool out_end = false;  // no more bytes: END_STREAM (or trailers) after `out`
   std::vector<std::pair<std::string, std::string>> trailers;
-  bool deferred = false;  // internal: the data source returned DEFERRED
-
   size_t queued() const { return out.size() - out_sent; }
+
+  // Receiving.
+  std::string body;
+  bool body_done = false;   // END_STREAM seen
+  bool closed = false;      // the codec is done with this stream
+  uint32_t close_code = 0;  // RST_STREAM / GOAWAY code when closed abnormally
+
+  // Internal to the codec.
+  bool deferred = false;  // the data source returned DEFERRED
+  uint64_t unconsumed = 0;
+  uint64_t header_bytes = 0;
 };
 
-// One request/response stream. The driver owns it (it must outlive every
-// coroutine that uses it); the codec fills the request side and drains the
-// response side until on_closed().
-struct Stream : Outbound {
-  int32_t id = 0;
-  void* user = nullptr;  // the driver's object
-
+// One request/response stream on the server. The driver owns it (it must
+// outlive every coroutine that uses it); the codec fills the request side
+// and drains the response side until on_closed().
+struct Stream : StreamBase {
   // Request head, valid once on_request() ran.
   RequestHead head;
   std::string head_storage;
-  // Request body received but not yet taken by take_body().
-  std::string body;
-  bool body_done = false;      // END_STREAM seen
-  uint64_t body_received = 0;  // all DATA payload so far
-
   bool response_started = false;
-  bool closed = false;          // the codec is done with this stream
-  uint32_t close_code = 0;      // RST_STREAM / GOAWAY code when closed abnormally
 
   // Internal to the codec.
   std::vector<std::pair<uint32_t, uint32_t>> field_offsets;  // name/value pairs in head_storage
-  uint64_t header_bytes = 0;
   int reject_status = 0;  // 431/400 decided while reading headers
-  uint64_t unconsumed = 0;
 };
 
 // Events up to the driver. Calls happen inside receive() or produce().
@@ -168,19 +170,10 @@ struct ClientOptions {
 
 // One request on a client connection. The caller owns it; the codec fills
 // the response side until on_closed().
-struct ClientStream : Outbound {
-  int32_t id = 0;
-  void* user = nullptr;
+struct ClientStream : StreamBase {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers;  // response fields, lowercase names
   bool head_done = false;
-  std::string body;  // response body received, not yet taken
-  bool body_done = false;
-  bool closed = false;
-  uint32_t close_code = 0;
-
-  uint64_t header_bytes = 0;  // internal
-  uint64_t unconsumed = 0;    // internal
 };
 
 class ClientEvents {

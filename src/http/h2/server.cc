@@ -3,8 +3,6 @@
 namespace sluice::http::h2 {
 
 asio::awaitable<void> serve_connection(tcp::socket socket, const ServeContext& ctx, std::string initial) {
-  boost::system::error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
   auto conn = std::make_shared<detail::Connection<tcp::socket>>(std::move(socket), ctx, std::move(initial), nullptr);
   co_await conn->run();
 }

@@ -24,7 +24,6 @@
 #include <boost/asio/write.hpp>
 
 #include "core/clock.h"
-#include "http/error_body.h"
 #include "http/h2/codec.h"
 #include "http/h2/server.h"
 #include "http/transport.h"
@@ -181,7 +180,7 @@ class Connection final : public ConnectionSet::Member,
         initial_(std::move(initial)),
         keep_(std::move(keep)) {}
 
-  asio::any_io_executor executor() const { return const_cast<S&>(sock).get_executor(); }
+  asio::any_io_executor executor() { return sock.get_executor(); }
 
   asio::awaitable<void> run();
 
@@ -341,9 +340,7 @@ asio::awaitable<void> Connection<S>::run_stream(std::shared_ptr<Connection> c, s
   }
   if (!x->finished() && !x->st.closed) {
     if (!x->head_sent()) {
-      std::string body = error_body("internal error", "server_error", "internal_error");
-      std::array<Header, 1> hs{{{"content-type", "application/json"}}};
-      (void)co_await x->respond(500, hs, body);
+      (void)co_await x->respond_error(500, "internal error", "internal_error");
     } else {
       x->reset();  // cannot complete a response already under way
     }
