@@ -354,8 +354,8 @@ def radar_svg(res):
         gws.append((t, chat["rps"], lat.get("mean"), lat.get("p99"), t.get("peak_rss_kb")))
     axes = ["QPS", "mean latency", "P99 latency", "memory"]
     W, H, cx, cy, R = 940, 480, 290, 250, 175
-    body = [f'<text x="20" y="28" font-size="16" font-weight="bold">Gateways relative to the best '
-            f'(chat scenario; memory = peak RSS)</text>',
+    body = ['<text x="20" y="28" font-size="16" font-weight="bold">Gateways relative to the best '
+            '(chat scenario; memory = peak RSS)</text>',
             '<text x="20" y="46" fill="#555">1.0 = best on that axis; latency and memory inverted '
             '(best/value), QPS as value/best. Bigger polygon = better.</text>']
     angles = [-math.pi / 2 + i * 2 * math.pi / len(axes) for i in range(len(axes))]

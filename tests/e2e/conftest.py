@@ -510,12 +510,37 @@ class BackgroundStream:
 
 # ---- Raw sockets -------------------------------------------------------------
 
+def tcp_connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A client TCP connection with Nagle off (requests go out as written)."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def recv_some(sock: socket.socket, timeout: float, restore: float, size: int = 65536) -> bytes | None:
+    """One recv waiting at most `timeout`: the bytes, b"" at EOF or on a
+    reset, None when nothing came. The socket's timeout goes back to `restore`."""
+    sock.settimeout(max(timeout, 0.001))
+    try:
+        return sock.recv(size)
+    except socket.timeout:
+        return None
+    except OSError:
+        return b""
+    finally:
+        sock.settimeout(restore)
+
+
+def metric_delta(before: "Metrics", after: "Metrics", name: str, **labels) -> float:
+    """How much one sample (exactly these labels) moved between two snapshots."""
+    return after.get1(name, **labels) - before.get1(name, **labels)
+
+
 class Raw:
     """A raw client connection for requests no well-behaved client would send."""
 
     def __init__(self, port: int, timeout: float = IO_TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tcp_connect("127.0.0.1", port, timeout)
         self.buf = b""
         self.timeout = timeout
 
@@ -1149,8 +1174,7 @@ class H2Client:
                 self.sock.close()
                 raise H2Error(f"ALPN selected {alpn!r}, not h2")
         else:
-            self.sock = socket.create_connection((target.host, target.port), timeout=timeout)
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = tcp_connect(target.host, target.port, timeout)
         self.conn = _graceful_goaway_connection_class()(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.conn.initiate_connection()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import (SLACK, BackgroundStream, Raw, assert_error_body, chat, chat_body, gateway_config, http_head,
+from conftest import (SLACK, BackgroundStream, Raw, chat, chat_body, gateway_config, http_head,
                       raw_chat, start_gateway)
 
 

@@ -4,11 +4,10 @@ import json
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from conftest import (IO_TIMEOUT, Raw, RecordingUpstream, assert_error_body, chat, chat_body, gateway_config,
+from conftest import (Raw, RecordingUpstream, assert_error_body, chat, chat_body, gateway_config,
                       http_head, raw_chat, request, start_gateway, stream_chat)
 
 MODELS = ('  - {name: gpt-x, upstream: m}\n'

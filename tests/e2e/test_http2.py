@@ -11,7 +11,6 @@ back (GOAWAY, RST_STREAM, responses) without judging it.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import struct
@@ -21,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h2.config
-import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
 import hpack
 import pytest
 
-from conftest import (IO_TIMEOUT, SLACK, Event, RecordingUpstream, Stream, assert_full_stream, chat, chat_body,
-                      established_to, gateway_config, start_gateway, start_mock, wait_until)
+from conftest import (IO_TIMEOUT, SLACK, Raw, RecordingUpstream, Stream, _graceful_goaway_connection_class,
+                      _parse_events, assert_full_stream, chat, chat_body, established_to, gateway_config,
+                      recv_some, start_gateway, start_mock, tcp_connect, wait_until)
 
 # --------------------------------------------------------------------------
 # Frames
@@ -84,18 +83,15 @@ class RawFrame:
     fields: list | None = None  # decoded header block of HEADERS (joined with its CONTINUATIONs)
 
 
-class RawH2:
+class RawH2(Raw):
     """A raw h2c connection: sends exactly the bytes it is given and parses
     what comes back (HPACK blocks decoded so later ones still decode)."""
 
     def __init__(self, port: int, settings: dict | None = None, timeout: float = IO_TIMEOUT, preface: bool = True):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.timeout = timeout
+        super().__init__(port, timeout)
         self.enc = hpack.Encoder()
         self.dec = hpack.Decoder()
         self.dec.max_header_list_size = 1 << 20
-        self.buf = b""
         self.frames: list[RawFrame] = []
         self.eof = False
         self.send_failed = False
@@ -126,18 +122,6 @@ class RawH2:
         sid = self.next_sid
         self.next_sid += 2
         return sid
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ---- receiving
     def _parse(self) -> None:
@@ -174,15 +158,9 @@ class RawH2:
         """Reads what arrives within `timeout`; False at EOF."""
         if self.eof:
             return False
-        self.sock.settimeout(max(timeout, 0.001))
-        try:
-            d = self.sock.recv(1 << 16)
-        except socket.timeout:
+        d = recv_some(self.sock, timeout, self.timeout, 1 << 16)
+        if d is None:
             return True
-        except (ConnectionResetError, OSError):
-            d = b""
-        finally:
-            self.sock.settimeout(self.timeout)
         if not d:
             self.eof = True
             return False
@@ -265,20 +243,6 @@ class RawH2:
 # A well-behaved client on the h2 library
 # --------------------------------------------------------------------------
 
-class _H2Connection(h2.connection.H2Connection):
-    """h2 4.x moves the connection to CLOSED on any GOAWAY and then refuses
-    the frames of streams the server still finishes after a graceful one
-    (NO_ERROR, RFC 9113 6.8). Keep the connection open after a graceful
-    GOAWAY so those streams can complete."""
-
-    def _receive_goaway_frame(self, frame):
-        before = self.state_machine.state
-        out = super()._receive_goaway_frame(frame)
-        if frame.error_code == 0:
-            self.state_machine.state = before
-        return out
-
-
 @dataclass
 class H2Resp:
     sid: int
@@ -305,15 +269,7 @@ class H2Resp:
         events: list = []
         buf = b""
         for t, piece in self.pieces:
-            buf += piece
-            while True:
-                m = re.search(rb"\r?\n\r?\n", buf)
-                if not m:
-                    break
-                raw, buf = buf[:m.start()], buf[m.end():]
-                data = [ln[5:].lstrip(b" ") for ln in raw.splitlines() if ln.startswith(b"data:")]
-                if data:
-                    events.append(Event(t, b"\n".join(data).decode("utf-8", "replace")))
+            buf = _parse_events(buf + piece, t, events)
         sse = self.headers.get("content-type", "").startswith("text/event-stream")
         return Stream(self.status or 0, self.headers, events if sse else [], buf if sse else bytes(self.data),
                       self.ended and self.reset is None,
@@ -327,10 +283,10 @@ class H2Client:
 
     def __init__(self, port: int, initial_window: int | None = None, conn_window: int = 16 << 20,
                  timeout: float = IO_TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tcp_connect("127.0.0.1", port, timeout)
         self.timeout = timeout
-        self.conn = _H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.conn = _graceful_goaway_connection_class()(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         local = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
                  h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 1 << 20}
         if initial_window is not None:
@@ -439,15 +395,9 @@ class H2Client:
         """Reads and handles what arrives within `timeout`; False at EOF."""
         if self.eof:
             return False
-        self.sock.settimeout(max(timeout, 0.001))
-        try:
-            d = self.sock.recv(1 << 18)
-        except socket.timeout:
+        d = recv_some(self.sock, timeout, self.timeout, 1 << 18)
+        if d is None:
             return True
-        except (ConnectionResetError, OSError):
-            d = b""
-        finally:
-            self.sock.settimeout(self.timeout)
         if not d:
             self.eof = True
             return False

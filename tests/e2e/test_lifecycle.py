@@ -5,8 +5,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from conftest import (BIN_DIR, SLACK, Raw, assert_full_stream, chat, chat_body, gateway_config, raw_chat, request,
                       start_gateway, start_mock, stream_chat)
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import (SLACK, Raw, RecordingUpstream, assert_full_stream, chat, chat_body, fetch_metrics_text,
+from conftest import (SLACK, Raw, RecordingUpstream, assert_full_stream, chat, chat_body,
                       gateway_config, parse_metrics, raw_chat, request, start_gateway, stream_chat, wait_until)
 
 MODELS = ('  - {name: known, aliases: [kn], upstream: m}\n'

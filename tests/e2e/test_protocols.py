@@ -11,7 +11,7 @@ import pytest
 
 from conftest import (PROTOCOLS, SLACK, BackgroundStream, H2Client, Session, assert_error_body, assert_full_stream,
                       chat, chat_body, closed_port, gateway_target, request, start_tls_gateway, stream_chat,
-                      wait_until)
+                      wait_until, metric_delta)
 
 MODELS = ('  - {name: gpt-x, upstream: m}\n'
           '  - {name: fast, upstream: m, timeouts: {ttft: 300ms}}\n'
@@ -37,10 +37,6 @@ def target(request, gw, server_pki):
 @pytest.fixture(params=["h2c", "h2-tls"])
 def h2_target(request, gw, server_pki):
     return gateway_target(gw, request.param, server_pki)
-
-
-def _delta(before, after, name, **labels):
-    return after.get1(name, **labels) - before.get1(name, **labels)
 
 
 def _healthy(target, session=None):
@@ -210,9 +206,9 @@ def test_header_too_large_is_431(target, gw):
         _still_same_h2_connection(sess)
         _healthy(target, sess)
     after = gw.metrics()
-    assert _delta(before, after, "sluice_rejected_requests_total", reason="header_too_large") >= 1
+    assert metric_delta(before, after, "sluice_rejected_requests_total", reason="header_too_large") >= 1
     if target.is_h2:
-        assert _delta(before, after, "sluice_protocol_limits_total", protocol="HTTP/2",
+        assert metric_delta(before, after, "sluice_protocol_limits_total", protocol="HTTP/2",
                       limit="header_list_size") == 1
 
 
@@ -291,7 +287,7 @@ def test_h2_stream_reset_cancels_only_that_stream(h2_target, gw):
         r = c.chat(chat_body(), {"x-mock-tokens": "2"})
         assert r.status == 200, r.body
     after = gw.metrics()
-    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 1
+    assert metric_delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 1
 
 
 def test_h2_concurrent_streams_on_one_connection(h2_target, gw):
@@ -314,7 +310,7 @@ def test_h2_concurrent_streams_on_one_connection(h2_target, gw):
         assert c.response(a).status == 200
         assert c.response(b).json()["usage"]["completion_tokens"] == 3
     after = gw.metrics()
-    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 1
+    assert metric_delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 1
 
 
 # ---- Metrics ---------------------------------------------------------------------------
@@ -325,8 +321,8 @@ def test_connections_total_counts_the_protocol(target, gw):
     for _ in range(3):
         assert chat(target, chat_body(), {"x-mock-tokens": "1"}).status == 200
     after = gw.metrics()
-    assert _delta(before, after, "sluice_connections_total", protocol=target.label) == 3
-    assert _delta(before, after, "sluice_connections_total", protocol=other) == 0
+    assert metric_delta(before, after, "sluice_connections_total", protocol=target.label) == 3
+    assert metric_delta(before, after, "sluice_connections_total", protocol=other) == 0
 
 
 @pytest.mark.parametrize("when", ["after-whole-body", "mid-body"])
@@ -360,7 +356,7 @@ def test_h2_cancel_with_body_keeps_connection(h2_target, gw, when):
         assert r.status == 200, r.body
         assert c.goaway is None and not c.closed
     after = gw.metrics()
-    assert _delta(before, after, "sluice_protocol_limits_total", protocol="HTTP/2", limit="connection_memory") == 0
+    assert metric_delta(before, after, "sluice_protocol_limits_total", protocol="HTTP/2", limit="connection_memory") == 0
 
 
 def _flood_rapid_reset(c):
@@ -392,7 +388,7 @@ def test_h2_floods_end_only_that_connection(h2_target, gw, attack, limit):
         finally:
             c.abort()
     after = gw.metrics()
-    assert _delta(before, after, "sluice_protocol_limits_total", protocol="HTTP/2", limit=limit) == 1
+    assert metric_delta(before, after, "sluice_protocol_limits_total", protocol="HTTP/2", limit=limit) == 1
     _healthy(h2_target)
 
 

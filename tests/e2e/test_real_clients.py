@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLACK, _parse_events, assert_full_stream, chat_body, start_tls_gateway, Stream, wait_until
+from conftest import SLACK, _parse_events, assert_full_stream, chat_body, start_tls_gateway, Stream, wait_until, metric_delta
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 
@@ -45,10 +45,6 @@ def _sse(text: bytes) -> Stream:
     events = []
     rest = _parse_events(text, 0.0, events)
     return Stream(200, {"content-type": "text/event-stream"}, events, rest, True, 0.0)
-
-
-def _delta(before, after, name, **labels):
-    return after.get1(name, **labels) - before.get1(name, **labels)
 
 
 # ---- curl -----------------------------------------------------------------------
@@ -90,7 +86,7 @@ def test_curl_streaming(gw, server_pki, mode):
     assert_full_stream(s, 9, usage_chunk=True)
     assert all(c["model"] == "curl-model" for c in s.chunks())
     label = "HTTP/1.1" if mode == "h1-tls" else "HTTP/2"
-    assert _delta(before, gw.metrics(), "sluice_connections_total", protocol=label) == 1
+    assert metric_delta(before, gw.metrics(), "sluice_connections_total", protocol=label) == 1
 
 
 @pytest.mark.parametrize("mode", ["h2c-prior-knowledge", "h2-tls"])
@@ -188,9 +184,9 @@ def test_h2load_multiplexed_streaming(gw, stream_body_file, tls):
     assert m and tuple(map(int, m.groups())) == (200, 0, 0, 0), text
     wait_until(lambda: gw.metrics().get1("sluice_active_requests") == 0, 2.0 * SLACK, what="requests settled")
     after = gw.metrics()
-    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 2
-    assert _delta(before, after, "sluice_requests_total", model="tool-model", status="200") == 200
-    assert _delta(before, after, "sluice_tokens_total", model="tool-model", direction="output") == 200 * 5
+    assert metric_delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 2
+    assert metric_delta(before, after, "sluice_requests_total", model="tool-model", status="200") == 200
+    assert metric_delta(before, after, "sluice_tokens_total", model="tool-model", direction="output") == 200 * 5
 
 
 # ---- Node.js http2 ------------------------------------------------------------------
@@ -213,5 +209,5 @@ def test_node_http2_concurrent_streams_one_session(gw, server_pki):
         assert s.events[-1].data == "[DONE]"
         assert all(c["model"] == f"node-{i}" for c in s.chunks())
     after = gw.metrics()
-    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 1
-    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/1.1") == 0
+    assert metric_delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 1
+    assert metric_delta(before, after, "sluice_connections_total", protocol="HTTP/1.1") == 0

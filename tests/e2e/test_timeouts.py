@@ -4,7 +4,7 @@ import time
 import pytest
 
 from conftest import (SLACK, assert_error_body, assert_full_stream, chat, chat_body, closed_port, gateway_config,
-                      start_gateway, stream_chat)
+                      start_gateway, stream_chat, metric_delta)
 
 # Defaults: ttft 1s, idle 1s, total 30s.  fast: ttft 300ms.  short: total 1500ms.
 MODELS = ('  - {name: fast, upstream: m, timeouts: {ttft: 300ms}}\n'
@@ -19,10 +19,6 @@ def gw(module_dir, mock):
     assert g.proc.stop() == 0, g.proc.output()
 
 
-def _delta(before, after, name, **labels):
-    return after.get1(name, **labels) - before.get1(name, **labels)
-
-
 def test_ttft_timeout_non_streaming_is_504(gw):
     before = gw.metrics()
     t0 = time.monotonic()
@@ -31,8 +27,8 @@ def test_ttft_timeout_non_streaming_is_504(gw):
     assert_error_body(r, 504, "upstream_timeout")
     assert 0.28 <= took < 0.3 + 0.5 * SLACK, took
     after = gw.metrics()
-    assert _delta(before, after, "sluice_timeouts_total", kind="ttft") == 1
-    assert _delta(before, after, "sluice_requests_total", model="fast", status="504") == 1
+    assert metric_delta(before, after, "sluice_timeouts_total", kind="ttft") == 1
+    assert metric_delta(before, after, "sluice_requests_total", model="fast", status="504") == 1
 
 
 def test_ttft_timeout_streaming_is_504_before_any_byte(gw):
@@ -72,9 +68,9 @@ def test_idle_timeout_mid_stream_ends_with_error_event(gw):
     gap = s.events[-1].t - ce[-1].t
     assert 0.95 <= gap <= 1.0 + 0.5 * SLACK, gap
     after = gw.metrics()
-    assert _delta(before, after, "sluice_timeouts_total", kind="idle") == 1
+    assert metric_delta(before, after, "sluice_timeouts_total", kind="idle") == 1
     # The stream was answered 200 and is logged as such.
-    assert _delta(before, after, "sluice_requests_total", model="idle-model", status="200") == 1
+    assert metric_delta(before, after, "sluice_requests_total", model="idle-model", status="200") == 1
 
 
 def test_total_timeout_cuts_long_stream(gw):
@@ -86,7 +82,7 @@ def test_total_timeout_cuts_long_stream(gw):
     assert 1.45 <= s.events[-1].t <= 1.5 + 0.5 * SLACK, s.events[-1].t
     assert 8 <= len(s.content_events()) < 50
     after = gw.metrics()
-    assert _delta(before, after, "sluice_timeouts_total", kind="total") == 1
+    assert metric_delta(before, after, "sluice_timeouts_total", kind="total") == 1
 
 
 def test_upstream_error_status_passed_through(gw):
@@ -104,7 +100,7 @@ def test_upstream_mid_stream_reset_counted(gw):
     assert s.status == 200 and len(s.content_events()) == 5
     assert s.events[-1].json()["error"]["code"] == "upstream_reset"
     after = gw.metrics()
-    assert _delta(before, after, "sluice_upstream_errors_total", upstream="m", kind="reset") == 1
+    assert metric_delta(before, after, "sluice_upstream_errors_total", upstream="m", kind="reset") == 1
 
 
 def test_gateway_still_serves_after_timeouts(gw):
@@ -181,7 +177,7 @@ def test_connect_timeout_is_504(tmp_path):
         assert_error_body(r, 504, "upstream_timeout")
         assert 0.28 <= took < 0.3 + 1.0 * SLACK, took
         after = g.metrics()
-        assert _delta(before, after, "sluice_timeouts_total", kind="connect") == 1
+        assert metric_delta(before, after, "sluice_timeouts_total", kind="connect") == 1
         # One failed connect is one upstream error, whatever its kind label.
         errs = (after.sum("sluice_upstream_errors_total", upstream="m")
                 - before.sum("sluice_upstream_errors_total", upstream="m"))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (SLACK, BackgroundStream, H2Client, Target, TestPki, chat, chat_body, h1_connection, request,
-                      start_tls_gateway, tls_listener, wait_until)
+                      start_tls_gateway, tls_listener, wait_until, metric_delta)
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,6 @@ def gw(module_dir, mock, server_pki):
 def pki(module_dir) -> TestPki:
     """A CA of this module's own, for certificates with distinct names."""
     return TestPki(module_dir / "pki")
-
-
-def _delta(before, after, name, **labels):
-    return after.get1(name, **labels) - before.get1(name, **labels)
 
 
 def _cn(cert: dict) -> str:
@@ -91,9 +87,9 @@ def test_alpn_selection(gw, server_pki, offer, chosen):
             assert r.status == 200, r.body
     after = gw.metrics()
     # The h2 case opened two connections (the bare handshake above, then the client).
-    assert _delta(before, after, "sluice_connections_total",
+    assert metric_delta(before, after, "sluice_connections_total",
                   protocol="HTTP/2" if chosen == "h2" else "HTTP/1.1") == (2 if chosen == "h2" else 1)
-    assert _delta(before, after, "sluice_connections_total", protocol="HTTP/1.1" if chosen == "h2" else "HTTP/2") == 0
+    assert metric_delta(before, after, "sluice_connections_total", protocol="HTTP/1.1" if chosen == "h2" else "HTTP/2") == 0
 
 
 def test_alpn_without_http2_picks_http11(module_dir, mock, server_pki):

@@ -1,6 +1,5 @@
 """An upstream is untrusted input too: broken heads, broken framing, garbage
 SSE and oversized events each get a typed error, and the gateway keeps serving."""
-import http.client
 import json
 import time
 
