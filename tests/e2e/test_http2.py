@@ -28,7 +28,7 @@ import pytest
 
 from conftest import (IO_TIMEOUT, SLACK, Raw, RecordingUpstream, Stream, _graceful_goaway_connection_class,
                       _parse_events, assert_full_stream, chat, chat_body, established_to, gateway_config,
-                      recv_some, start_gateway, start_mock, tcp_connect, wait_until)
+                      recv_some, start_gateway, start_mock, wait_until)
 
 # --------------------------------------------------------------------------
 # Frames
@@ -83,7 +83,22 @@ class RawFrame:
     fields: list | None = None  # decoded header block of HEADERS (joined with its CONTINUATIONs)
 
 
-class RawH2(Raw):
+class _Conn(Raw):
+    """The socket plumbing both clients here share."""
+
+    eof = False
+
+    def _read(self, timeout: float, size: int) -> bytes | None:
+        """What arrived within `timeout` (None: nothing yet); b"" (and eof) at EOF."""
+        if self.eof:
+            return b""
+        d = recv_some(self.sock, timeout, self.timeout, size)
+        if d == b"":
+            self.eof = True
+        return d
+
+
+class RawH2(_Conn):
     """A raw h2c connection: sends exactly the bytes it is given and parses
     what comes back (HPACK blocks decoded so later ones still decode)."""
 
@@ -156,13 +171,10 @@ class RawH2(Raw):
 
     def pump(self, timeout: float) -> bool:
         """Reads what arrives within `timeout`; False at EOF."""
-        if self.eof:
-            return False
-        d = recv_some(self.sock, timeout, self.timeout, 1 << 16)
+        d = self._read(timeout, 1 << 16)
         if d is None:
             return True
         if not d:
-            self.eof = True
             return False
         self.buf += d
         self._parse()
@@ -276,15 +288,14 @@ class H2Resp:
                       (self.t_end or time.monotonic()) - self.t0)
 
 
-class H2Client:
+class H2Client(_Conn):
     """One h2c connection driven by the h2 library. Received data is handed
     back to the server (flow control) as it is read, except on the streams in
     `stalled`."""
 
     def __init__(self, port: int, initial_window: int | None = None, conn_window: int = 16 << 20,
                  timeout: float = IO_TIMEOUT):
-        self.sock = tcp_connect("127.0.0.1", port, timeout)
-        self.timeout = timeout
+        super().__init__(port, timeout)
         self.conn = _graceful_goaway_connection_class()(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         local = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
@@ -308,18 +319,6 @@ class H2Client:
         out = self.conn.data_to_send()
         if out:
             self.sock.sendall(out)
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ---- requests
     def request(self, method: str = "POST", path: str = "/v1/chat/completions", headers: dict | None = None,
@@ -393,13 +392,10 @@ class H2Client:
     # ---- receiving
     def pump(self, timeout: float = 0.2) -> bool:
         """Reads and handles what arrives within `timeout`; False at EOF."""
-        if self.eof:
-            return False
-        d = recv_some(self.sock, timeout, self.timeout, 1 << 18)
+        d = self._read(timeout, 1 << 18)
         if d is None:
             return True
         if not d:
-            self.eof = True
             return False
         now = time.monotonic()
         for ev in self.conn.receive_data(d):
