@@ -596,7 +596,7 @@ class SettingsBuilder {
 
   void read_upstream(const Field& f) {
     Mapping m = r_.mapping(f, {"name", "endpoints", "api_key", "api_key_env", "headers", "tls",
-                               "max_idle_per_endpoint", "timeouts"});
+                               "max_idle_per_endpoint", "protocol", "http2", "timeouts"});
     gateway::Upstream up;
     const Field& name = r_.require(m, "name");
     up.name = r_.text(name, "an upstream name");
@@ -626,11 +626,37 @@ class SettingsBuilder {
     if (const Field* v = m.find("max_idle_per_endpoint"))
       up.max_idle_per_endpoint =
           static_cast<uint32_t>(r_.integer(*v, 0, std::numeric_limits<uint32_t>::max()));
+    if (const Field* v = m.find("protocol")) {
+      std::string p = r_.text(*v, "\"http1\" or \"h2\"");
+      if (p != "http1" && p != "h2") r_.fail(*v, "protocol must be \"http1\" or \"h2\", got " + in_quotes(p));
+      up.http2 = p == "h2";
+    }
+    if (const Field* v = m.find("http2")) {
+      if (!up.http2) r_.fail(*v, "http2 settings need protocol: h2");
+      read_upstream_http2(*v, up.h2);
+    }
     up.timeouts = s_.default_timeouts;
     if (const Field* t = m.find("timeouts")) read_timeouts(*t, up.timeouts);
 
     upstream_lines_.push_back(name.mark.line);
     s_.upstreams.push_back(std::move(up));
+  }
+
+  void read_upstream_http2(const Field& f, gateway::UpstreamHttp2& h) {
+    Mapping m = r_.mapping(f, {"ping_interval", "ping_timeout", "max_streams_per_connection",
+                               "max_connections_per_endpoint"});
+    auto positive = [&](const char* key, gateway::Millis& out) {
+      if (const Field* v = m.find(key)) {
+        out = r_.duration(*v);
+        if (out.count() <= 0) r_.fail(*v, "must be greater than zero");
+      }
+    };
+    positive("ping_interval", h.ping_interval);
+    positive("ping_timeout", h.ping_timeout);
+    if (const Field* v = m.find("max_streams_per_connection"))
+      h.max_streams = static_cast<uint32_t>(r_.integer(*v, 1, 10'000));
+    if (const Field* v = m.find("max_connections_per_endpoint"))
+      h.max_connections = static_cast<uint32_t>(r_.integer(*v, 1, 1'000));
   }
 
   // Never echoes the key itself into a message: config errors end up in logs.

@@ -13,7 +13,7 @@
 namespace sluice::gateway {
 
 namespace asio = boost::asio;
-using upstream::Connection;
+using upstream::Call;
 using upstream::EndpointPool;
 
 namespace {
@@ -51,43 +51,40 @@ bool drop_response_header(std::string_view name, std::string_view connection_tok
   return !connection_tokens.empty() && token_in_list(connection_tokens, name);
 }
 
-std::string build_request_head(const RequestContext& rc, const Upstream& up, const upstream::Target& t) {
+// The client's end-to-end fields, then the gateway's own (credentials, extra
+// headers, request id). The views point into the request, the settings and
+// `bearer`.
+std::vector<http::Header> request_fields(const RequestContext& rc, const Upstream& up, const std::string& bearer) {
   const auto& req = rc.ex.request();
-  std::string h;
-  h.reserve(512);
-  h.append(req.method).append(" ").append(t.path_prefix).append(req.target).append(" HTTP/1.1\r\nhost: ");
-  h.append(t.host_header).append("\r\n");
+  std::vector<http::Header> f;
+  f.reserve(req.headers.size() + up.headers.size() + 2);
   std::string_view conn_tokens = req.find("connection");
-  for (const auto& f : req.headers) {
-    if (drop_request_header(f.name, conn_tokens)) continue;
-    h.append(f.name).append(": ").append(f.value).append("\r\n");
-  }
-  if (!up.api_key.empty()) h.append("authorization: Bearer ").append(up.api_key).append("\r\n");
-  for (const auto& [k, v] : up.headers) h.append(k).append(": ").append(v).append("\r\n");
-  h.append("x-request-id: ").append(rc.request_id).append("\r\n");
-  if (!rc.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH")
-    h.append("content-length: ").append(std::to_string(rc.body.size())).append("\r\n");
-  h.append("\r\n");
-  return h;
+  for (const auto& h : req.headers)
+    if (!drop_request_header(h.name, conn_tokens)) f.push_back(h);
+  if (!bearer.empty()) f.push_back({"authorization", bearer});
+  for (const auto& [k, v] : up.headers) f.push_back({k, v});
+  f.push_back({"x-request-id", rc.request_id});
+  return f;
 }
 
 // The limits of one upstream exchange, applied through the deadline of the
-// connection in use: its expiry closes the connection, which fails whatever
-// is pending; fired() then says which limit it was.
+// call in use: its expiry cuts the call (closes its HTTP/1.1 connection or
+// resets its HTTP/2 stream), which fails whatever is pending; fired() then
+// says which limit it was.
 class UpstreamTimer {
  public:
   explicit UpstreamTimer(const Timeouts& t) : total_at_(SteadyClock::mono_ns() + t.total.count() * 1'000'000) {}
 
-  // Follows the connection of the current attempt; a new attempt starts
-  // clean. (The previous connection may already be gone: not touched.)
-  void watch(Connection* c) {
-    if (c == conn_) return;
-    conn_ = c;
+  // Follows the call of the current attempt; a new attempt starts clean.
+  // (The previous call may already be gone: not touched.)
+  void watch(Call* c) {
+    if (c == call_) return;
+    call_ = c;
     fired_ = nullptr;
   }
   void phase(const char* name, int64_t ms) {
     phase_ = name;
-    if (conn_) conn_->arm_deadline(std::min(total_at_, SteadyClock::mono_ns() + ms * 1'000'000));
+    if (call_) call_->arm_deadline(std::min(total_at_, SteadyClock::mono_ns() + ms * 1'000'000));
   }
   // While the client is being written to, only the total deadline runs for
   // the upstream: a slow client is bounded by the client-stall timeout and
@@ -95,13 +92,13 @@ class UpstreamTimer {
   // not a timer operation.)
   void client_turn() {
     phase_ = "total";
-    if (conn_) conn_->arm_deadline(total_at_);
+    if (call_) call_->arm_deadline(total_at_);
   }
   void stop() {
-    if (conn_) conn_->disarm_deadline();
+    if (call_) call_->disarm_deadline();
   }
   const char* fired() {
-    if (!fired_ && conn_ && conn_->deadline_expired())
+    if (!fired_ && call_ && call_->deadline_expired())
       fired_ = SteadyClock::mono_ns() >= total_at_ ? "total" : phase_;
     return fired_;
   }
@@ -110,12 +107,7 @@ class UpstreamTimer {
   int64_t total_at_;
   const char* phase_ = "connect";
   const char* fired_ = nullptr;
-  Connection* conn_ = nullptr;
-};
-
-struct Attempt {
-  std::unique_ptr<Connection> conn;
-  EndpointPool* pool = nullptr;
+  Call* call_ = nullptr;
 };
 
 std::string sse_error_event(std::string_view message, std::string_view code) {
@@ -139,19 +131,25 @@ asio::awaitable<void> forward(RequestContext& rc) {
   ex.set_write_timeout_ms(to.client_stall.count());
 
   UpstreamTimer timer(to);
-  Attempt cur;
-  // The client vanishing closes the upstream connection at once.
-  Connection* live = nullptr;
+  std::unique_ptr<Call> call;
+  EndpointPool* pool = nullptr;
+  // The client vanishing cuts the upstream exchange at once.
+  Call* live = nullptr;
   ex.set_abort_hook([&live] {
-    if (live) live->close();
+    if (live) live->abort();
   });
   struct HookGuard {
     http::Exchange& ex;
     ~HookGuard() { ex.set_abort_hook(nullptr); }
   } hook_guard{ex};
 
-  std::string head;
-  const upstream::Target* head_for = nullptr;
+  const std::string bearer = up.api_key.empty() ? std::string() : "Bearer " + up.api_key;
+  const std::vector<http::Header> fields = request_fields(rc, up, bearer);
+  const auto& creq = ex.request();
+  upstream::Request req{.method = creq.method,
+                        .headers = fields,
+                        .body = rc.body,
+                        .send_length = creq.method == "POST" || creq.method == "PUT" || creq.method == "PATCH"};
   std::vector<int> tried;
   int stale_retries = 0;
   const int64_t t_start = SteadyClock::mono_ns();
@@ -163,28 +161,22 @@ asio::awaitable<void> forward(RequestContext& rc) {
   for (int attempt = 0; attempt < attempts && !got_head && !ex.aborted(); ++attempt) {
     int idx = upstream::pick_endpoint(w.pool_views[u], SteadyClock::mono_ns(), w.rr[u], tried);
     if (idx < 0) break;
-    EndpointPool* pool = w.pools[u][idx].get();
-    if (head_for != &pool->target()) {
-      head = build_request_head(rc, up, pool->target());
-      head_for = &pool->target();
-    }
-    rc.endpoint = pool->target().host_header;
-    bool reused = false;
-    cur.conn = pool->take_idle();
-    cur.pool = pool;
-    if (cur.conn) {
-      reused = true;
-    } else {
-      cur.conn = pool->create();
-      live = cur.conn.get();
-      timer.watch(live);
+    pool = w.pools[u][idx].get();
+    const upstream::Target& target = pool->target();
+    req.path.assign(target.path_prefix).append(creq.target);
+    req.authority = target.host_header;
+    rc.endpoint = target.host_header;
+    live = nullptr;
+    call = pool->open_call();
+    live = call.get();
+    timer.watch(live);
+    const bool reused = call->reused();
+    if (!reused) {
       timer.phase("connect", to.connect.count());
-      auto ep = co_await pool->resolve();
-      // (No co_await inside ?: — GCC 12 miscompiles temporaries there.)
-      Status cs = ep.has_value() ? Status::ok() : ep.status();
-      if (cs) cs = co_await cur.conn->connect(*ep);
+      Status cs = co_await call->connect();
       if (!cs) {
         live = nullptr;
+        if (ex.aborted()) break;
         last_error = timer.fired() ? std::string("connect timeout") : cs.message();
         w.metrics.counter(w.fam.upstream_errors, {up.name, timer.fired() ? "connect_timeout" : "connect"}).inc();
         pool->health().failure(SteadyClock::mono_ns());
@@ -194,28 +186,32 @@ asio::awaitable<void> forward(RequestContext& rc) {
       }
       pool->health().success();
     }
-    live = cur.conn.get();
-    timer.watch(live);
     ++pool->in_flight;
     timer.phase("ttft", to.ttft.count());
     sent_ns = SteadyClock::mono_ns();
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(rc.body)};
-    Status s = co_await cur.conn->write(bufs);
-    if (s) s = co_await cur.conn->read_head(ex.request().method == "HEAD");
+    Status s = co_await call->send(req);
+    if (s) s = co_await call->read_head(creq.method == "HEAD");
     if (!s) {
       --pool->in_flight;
       live = nullptr;
       if (reused && !timer.fired() && !ex.aborted() && s.code() == Errc::kClosed && stale_retries++ < 1) {
-        // An orderly close with no response byte on a pooled connection: the
-        // upstream closed it while idle and processed nothing, so try once
+        // An orderly close with no response byte on a connection that was
+        // already open (HTTP/1.1: closed while idle; HTTP/2: a stream the
+        // upstream refused or a GOAWAY): it processed nothing, so try once
         // more without counting a failure. A reset is not retried: the
         // upstream may have started generating.
         --attempt;
         continue;
       }
       last_error = s.message();
-      if (timer.fired()) break;  // the time to first byte is spent: no failover
-      w.metrics.counter(w.fam.upstream_errors, {up.name, s.code() == Errc::kInvalid ? "bad_response" : "reset"}).inc();
+      if (timer.fired() || ex.aborted()) break;  // the time to first byte is spent: no failover
+      const char* kind = "reset";
+      if (s.code() == Errc::kInvalid) kind = "bad_response";
+      if (s.code() == Errc::kTimeout) {  // an HTTP/2 connection found dead by PING: the endpoint is in trouble
+        kind = "dead_connection";
+        pool->health().failure(SteadyClock::mono_ns());
+      }
+      w.metrics.counter(w.fam.upstream_errors, {up.name, kind}).inc();
       tried.push_back(idx);
       continue;
     }
@@ -245,8 +241,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   }
 
   // ---- The response head.
-  Connection& conn = *cur.conn;
-  EndpointPool* pool = cur.pool;
+  Call& conn = *call;
   const auto& uh = conn.head();
   const bool sse = uh.find("content-type").substr(0, 17) == "text/event-stream";
   std::vector<http::Header> out_headers;
@@ -351,7 +346,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
     }
     Status fs = co_await ex.finish();
     if (!fs) client_gone = true;
-    if (fs && conn.reusable()) pool->give_back(std::move(cur.conn));
+    if (fs) conn.complete();
     if (!client_gone) co_return;
   }
 

@@ -83,7 +83,7 @@ Status Gateway::start() {
     for (const auto& e : u.endpoints) tls = tls || e.tls;
     std::shared_ptr<asio::ssl::context> ctx;
     if (tls) {
-      auto c = upstream::make_client_tls_context(u.tls.verify, u.tls.ca_file);
+      auto c = upstream::make_client_tls_context(u.tls.verify, u.tls.ca_file, u.http2);
       if (!c) return Status(Errc::kInvalid, "upstream " + u.name + ": " + c.status().message());
       ctx = *c;
     }
@@ -103,6 +103,13 @@ Status Gateway::start() {
         t.path_prefix = e.path_prefix;
       }
       t.host_header = host_header(t.host, t.port, t.tls);
+      if (u.http2) {
+        t.protocol = upstream::Protocol::kHttp2;
+        t.h2 = {.ping_interval_ms = u.h2.ping_interval.count(),
+                .ping_timeout_ms = u.h2.ping_timeout.count(),
+                .max_streams = u.h2.max_streams,
+                .max_connections = u.h2.max_connections};
+      }
       shared_.targets.back().push_back(std::move(t));
       shared_.health.back().push_back(std::make_unique<upstream::Health>());
     }

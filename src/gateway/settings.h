@@ -48,6 +48,14 @@ struct Endpoint {
                               // prepended to the request path
 };
 
+// Upstream HTTP/2 connections (see upstream::H2Settings).
+struct UpstreamHttp2 {
+  Millis ping_interval{5000};  // a connection quiet this long is pinged
+  Millis ping_timeout{3000};   // unanswered this long: the connection is dead
+  uint32_t max_streams = 100;  // per connection (and never above the upstream's own limit)
+  uint32_t max_connections = 4;  // per endpoint and worker
+};
+
 struct Upstream {
   std::string name;
   std::vector<Endpoint> endpoints;
@@ -56,7 +64,9 @@ struct Upstream {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers added to each
                                                              // upstream request; names lowercase
   TlsClient tls;
-  uint32_t max_idle_per_endpoint = 64;  // per worker
+  uint32_t max_idle_per_endpoint = 64;  // per worker (HTTP/1.1)
+  bool http2 = false;  // protocol "h2": h2 by ALPN over https, h2c with prior knowledge over http
+  UpstreamHttp2 h2;
   Timeouts timeouts;                    // fully resolved (defaults <- upstream)
 };
 

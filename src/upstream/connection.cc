@@ -4,79 +4,44 @@
 
 #include <cerrno>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/write.hpp>
 #include <openssl/ssl.h>
-
-#include "net/listener.h"
 
 namespace sluice::upstream {
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 8192;
 const http::h1::Limits kResponseLimits{64 * 1024, 256};
 }  // namespace
 
 Connection::Connection(asio::any_io_executor ex, asio::ssl::context* tls, std::string sni)
-    : plain_(ex), use_tls_(tls != nullptr), sni_(std::move(sni)), deadline_(ex, [this] { close(); }) {
-  if (tls) tls_stream_ = std::make_unique<asio::ssl::stream<tcp::socket>>(ex, *tls);
-}
+    : io_(ex, tls, std::move(sni)), deadline_(ex, [this] { close(); }) {}
 
 Connection::~Connection() { close(); }
 
-tcp::socket& Connection::lowest() { return use_tls_ ? tls_stream_->next_layer() : plain_; }
-
 void Connection::close() {
-  boost::system::error_code ec;
   open_ = false;
   reusable_ = false;
-  // No TLS close_notify: the peer treats a closed socket the same way, and a
-  // shutdown handshake with a stalled peer could hang.
-  lowest().close(ec);
+  io_.close();
 }
 
 bool Connection::still_alive() {
   if (!open_) return false;
   char c;
-  ssize_t n = ::recv(lowest().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  ssize_t n = ::recv(io_.lowest().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return false;  // peer closed
   if (n > 0) return false;   // unexpected bytes on an idle connection: not safe to reuse
   return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
 asio::awaitable<Status> Connection::connect(const tcp::endpoint& ep) {
-  auto [ec] = co_await lowest().async_connect(ep, kNoThrow);
-  if (ec) co_return Status(Errc::kUnavailable, "connect " + ep.address().to_string() + ":" +
-                                                 std::to_string(ep.port()) + ": " + ec.message());
-  net::tune_socket(lowest());
-  if (use_tls_) {
-    SSL* ssl = tls_stream_->native_handle();
-    if (!sni_.empty()) {
-      SSL_set_tlsext_host_name(ssl, sni_.c_str());
-      SSL_set1_host(ssl, sni_.c_str());  // verified when the context verifies peers
-    }
-    auto [hec] = co_await tls_stream_->async_handshake(asio::ssl::stream_base::client, kNoThrow);
-    if (hec) {
-      close();
-      co_return Status(Errc::kUnavailable, "TLS handshake with " + sni_ + ": " + hec.message());
-    }
-  }
-  open_ = true;
-  co_return Status::ok();
+  Status s = co_await io_.connect(ep);
+  open_ = s.is_ok();
+  co_return s;
 }
 
 asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bufs) {
   reusable_ = false;
   ++requests_;
-  boost::system::error_code ec;
-  if (use_tls_) {
-    std::tie(ec, std::ignore) = co_await asio::async_write(*tls_stream_, bufs, kNoThrow);
-  } else {
-    std::tie(ec, std::ignore) = co_await asio::async_write(plain_, bufs, kNoThrow);
-  }
+  auto ec = co_await io_.write(bufs);
   if (ec) {
     close();
     co_return Status(Errc::kClosed, "upstream write: " + ec.message());
@@ -86,15 +51,9 @@ asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bu
 
 asio::awaitable<Result<size_t>> Connection::read_some() {
   char* p = rbuf_.prepare(kReadChunk);
-  boost::system::error_code ec;
-  size_t n = 0;
-  if (use_tls_) {
-    std::tie(ec, n) = co_await tls_stream_->async_read_some(asio::buffer(p, rbuf_.writable()), kNoThrow);
-  } else {
-    std::tie(ec, n) = co_await plain_.async_read_some(asio::buffer(p, rbuf_.writable()), kNoThrow);
-  }
+  auto [ec, n] = co_await io_.read_some(asio::buffer(p, rbuf_.writable()));
   if (ec) {
-    bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+    bool eof = is_eof(ec);
     open_ = open_ && eof;  // an orderly EOF still lets a close-delimited body end cleanly
     if (!eof) close();
     co_return Status(eof ? Errc::kClosed : Errc::kIo, ec.message());
@@ -200,10 +159,15 @@ asio::awaitable<Result<std::string_view>> Connection::read_body() {
   }
 }
 
-Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file) {
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file,
+                                                                    bool h2) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   boost::system::error_code ec;
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  if (h2) {
+    static constexpr unsigned char kH2[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(ctx->native_handle(), kH2, sizeof kH2);
+  }
   if (verify) {
     ctx->set_verify_mode(asio::ssl::verify_peer, ec);
     if (ca_file.empty()) ctx->set_default_verify_paths(ec);

@@ -10,9 +10,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include "core/flat_buffer.h"
 #include "core/status.h"
@@ -20,11 +18,9 @@
 #include "http/h1/parser.h"
 #include "http/message.h"
 #include "net/deadline.h"
+#include "upstream/transport.h"
 
 namespace sluice::upstream {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 
 // One HTTP/1.1 client connection, plain or TLS. Operations carry no timeouts:
 // the caller arms the connection's deadline, whose expiry closes it and so
@@ -67,11 +63,7 @@ class Connection {
  private:
   asio::awaitable<Result<size_t>> read_some();
 
-  tcp::socket& lowest();
-  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_stream_;
-  tcp::socket plain_;
-  bool use_tls_;
-  std::string sni_;
+  Transport io_;
   bool open_ = false;
   bool reusable_ = false;
   uint64_t requests_ = 0;
@@ -86,7 +78,8 @@ class Connection {
 };
 
 // A TLS client context for one upstream: TLS 1.2+, peer verification against
-// the system store or `ca_file`.
-Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file);
+// the system store or `ca_file`; ALPN offers "h2" alone when `h2`.
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file,
+                                                                    bool h2 = false);
 
 }  // namespace sluice::upstream

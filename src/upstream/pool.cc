@@ -1,6 +1,7 @@
 #include "upstream/pool.h"
 
 #include <algorithm>
+#include <array>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,9 +25,100 @@ void Health::success() {
   }
 }
 
+namespace {
+
+// An HTTP/1.1 request line, host, the fields, content-length.
+std::string http1_head(const Request& r) {
+  std::string h;
+  h.reserve(512);
+  h.append(r.method).append(" ").append(r.path).append(" HTTP/1.1\r\nhost: ").append(r.authority).append("\r\n");
+  for (const auto& f : r.headers) h.append(f.name).append(": ").append(f.value).append("\r\n");
+  if (!r.body.empty() || r.send_length) h.append("content-length: ").append(std::to_string(r.body.size())).append("\r\n");
+  h.append("\r\n");
+  return h;
+}
+
+// A request on an HTTP/1.1 connection of its own, returned to the pool when
+// the response completed and the connection can carry another.
+class H1Call final : public Call {
+ public:
+  H1Call(EndpointPool& pool, std::unique_ptr<Connection> c, bool reused)
+      : pool_(pool), c_(std::move(c)), reused_(reused) {}
+  ~H1Call() override {
+    if (complete_) pool_.give_back(std::move(c_));
+  }
+
+  bool reused() const override { return reused_; }
+  asio::awaitable<Status> connect() override {
+    auto ep = co_await pool_.resolve();
+    // (No co_await inside ?: — GCC 12 miscompiles temporaries there.)
+    Status s = ep.has_value() ? Status::ok() : ep.status();
+    if (s) s = co_await c_->connect(*ep);
+    co_return s;
+  }
+  asio::awaitable<Status> send(const Request& r) override {
+    head_ = http1_head(r);
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head_), asio::buffer(r.body)};
+    co_return co_await c_->write(bufs);
+  }
+  asio::awaitable<Status> read_head(bool request_was_head) override {
+    co_return co_await c_->read_head(request_was_head);
+  }
+  const http::ResponseHead& head() const override { return c_->head(); }
+  asio::awaitable<Result<std::string_view>> read_body() override { co_return co_await c_->read_body(); }
+  bool body_buffered() const override { return c_->body_buffered(); }
+  void abort() override { c_->close(); }
+  void complete() override { complete_ = true; }
+  void arm_deadline(int64_t at_ns) override { c_->arm_deadline(at_ns); }
+  void disarm_deadline() override { c_->disarm_deadline(); }
+  bool deadline_expired() const override { return c_->deadline_expired(); }
+
+ private:
+  EndpointPool& pool_;
+  std::unique_ptr<Connection> c_;
+  std::string head_;
+  bool reused_;
+  bool complete_ = false;
+};
+
+}  // namespace
+
 EndpointPool::EndpointPool(asio::any_io_executor ex, Target target, std::shared_ptr<asio::ssl::context> tls,
                            size_t max_idle, Health* health)
     : ex_(std::move(ex)), target_(std::move(target)), tls_(std::move(tls)), max_idle_(max_idle), health_(health) {}
+
+EndpointPool::~EndpointPool() {
+  for (auto& c : h2_) c->close(Status(Errc::kCancelled, "shutting down"));
+}
+
+std::unique_ptr<Call> EndpointPool::open_call() {
+  if (target_.protocol == Protocol::kHttp1) {
+    if (auto c = take_idle()) return std::make_unique<H1Call>(*this, std::move(c), true);
+    return std::make_unique<H1Call>(*this, create(), false);
+  }
+  // Connections that ended, or that go away and carry nothing more, leave.
+  std::erase_if(h2_, [](const std::shared_ptr<H2Connection>& c) {
+    if (c->usable()) return false;
+    if (c->attached() == 0) c->close(Status::ok());
+    return c->state() == H2Connection::State::kClosed;
+  });
+  H2Connection* pick = nullptr;
+  for (auto& c : h2_)
+    if (c->accepts_streams()) {
+      pick = c.get();  // fill one connection before opening the next
+      break;
+    }
+  if (!pick && h2_.size() >= target_.h2.max_connections) {
+    for (auto& c : h2_)
+      if (c->usable() && (!pick || c->attached() < pick->attached())) pick = c.get();
+  }
+  if (!pick) {
+    h2_.push_back(std::make_shared<H2Connection>(ex_, tls_.get(), target_.tls ? target_.sni : std::string(),
+                                                 target_.h2));
+    pick = h2_.back().get();
+  }
+  return std::make_unique<H2Call>(pick->shared_from_this(), *this);
+}
 
 // A connection idle for less than this is reused without first checking
 // (one syscall) that the upstream has not closed it: a keep-alive timeout is

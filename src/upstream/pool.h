@@ -10,9 +10,13 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "core/status.h"
+#include "upstream/call.h"
 #include "upstream/connection.h"
+#include "upstream/h2_connection.h"
 
 namespace sluice::upstream {
+
+enum class Protocol : uint8_t { kHttp1, kHttp2 };
 
 // Where an endpoint is and how requests to it are addressed.
 struct Target {
@@ -22,6 +26,8 @@ struct Target {
   std::string sni;          // TLS server name (and name verified)
   std::string host_header;  // "host[:port]"
   std::string path_prefix;  // prepended to the request target
+  Protocol protocol = Protocol::kHttp1;  // kHttp2: h2 by ALPN over TLS, else h2c with prior knowledge
+  H2Settings h2;
 };
 
 // Passive health of one endpoint, shared by all workers (relaxed atomics,
@@ -39,16 +45,25 @@ class Health {
   std::atomic<uint32_t> failures_{0};
 };
 
-// Keep-alive connections of one worker to one endpoint.
+// The connections of one worker to one endpoint: keep-alive HTTP/1.1
+// connections, or a few HTTP/2 connections each carrying many requests.
 class EndpointPool {
  public:
   EndpointPool(asio::any_io_executor ex, Target target, std::shared_ptr<asio::ssl::context> tls,
                size_t max_idle, Health* health);
+  ~EndpointPool();
 
   const Target& target() const { return target_; }
   Health& health() { return *health_; }
+  const asio::any_io_executor& executor() const { return ex_; }
 
-  // A pooled connection that is still alive, or null.
+  // A call for one request. HTTP/1.1: on a pooled connection still alive,
+  // else a new one (connect() opens it). HTTP/2: on the first connection
+  // with room for another stream, else a new one (up to max_connections;
+  // past that, the least loaded).
+  std::unique_ptr<Call> open_call();
+
+  // HTTP/1.1 connections. A pooled connection that is still alive, or null.
   std::unique_ptr<Connection> take_idle();
   std::unique_ptr<Connection> create();
   // Returns a connection after a response; kept only if reusable and room remains.
@@ -70,6 +85,7 @@ class EndpointPool {
     int64_t since_ns;
   };
   std::vector<Idle> idle_;  // most recently used last
+  std::vector<std::shared_ptr<H2Connection>> h2_;
   std::optional<tcp::endpoint> resolved_;
   int64_t resolved_at_ns_ = 0;
 };

@@ -601,10 +601,16 @@ struct ClientCodec::Impl {
     }
   }
 
+  // The connection window reopens at once; only the stream's waits for its
+  // reader. So memory stays bounded by the stream windows, and streams whose
+  // readers stall cannot starve the others of connection window.
   static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len, void* p) {
     Impl& d = self(p);
     ClientStream* s = d.stream(id);
-    if (take_data(session, s, id, data, len)) d.ev.on_progress(*s);
+    if (take_data(session, s, id, data, len)) {
+      nghttp2_session_consume_connection(session, len);
+      d.ev.on_progress(*s);
+    }
     return 0;
   }
 
@@ -612,6 +618,7 @@ struct ClientCodec::Impl {
     Impl& d = self(p);
     ClientStream* s = d.stream(id);
     if (!s) return 0;
+    s->unconsumed = 0;  // the connection window got these back on arrival
     release_stream(session, *s, code);
     --d.owner.active_;
     d.ev.on_closed(*s);
@@ -666,7 +673,12 @@ void ClientCodec::data_ready(ClientStream& s) { resume(impl_->session, s); }
 
 void ClientCodec::reset(ClientStream& s, uint32_t code) { reset_stream(impl_->session, s, code); }
 
-void ClientCodec::consume(ClientStream& s, size_t n) { give_window(impl_->session, s, n); }
+void ClientCodec::consume(ClientStream& s, size_t n) {
+  n = std::min<size_t>(n, s.unconsumed);
+  if (n == 0 || s.closed) return;
+  s.unconsumed -= n;
+  nghttp2_session_consume_stream(impl_->session, s.id, n);
+}
 
 void ClientCodec::ping() { nghttp2_submit_ping(impl_->session, NGHTTP2_FLAG_NONE, nullptr); }
 

@@ -162,8 +162,11 @@ class ServerCodec {
 // ---- Client side (upstream HTTP/2, load generators) ----
 
 struct ClientOptions {
-  uint32_t stream_window_bytes = 1 << 20;      // response bytes in flight per stream
-  uint32_t connection_window_bytes = 4 << 20;  // response bytes in flight per connection
+  // Response bytes in flight (and held unread) per stream. The connection
+  // window is given back as bytes arrive, so a stream whose reader stalls
+  // holds at most its own window and never blocks the others.
+  uint32_t stream_window_bytes = 1 << 20;
+  uint32_t connection_window_bytes = 4 << 20;
   uint32_t header_table_bytes = 4096;
   uint32_t max_response_header_bytes = 64 * 1024;
 };

@@ -11,7 +11,6 @@
 // upstream), never its neighbours. The writer batches frames of all streams
 // into one socket write.
 
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -19,7 +18,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -28,6 +26,7 @@
 #include "http/h2/server.h"
 #include "http/transport.h"
 #include "net/deadline.h"
+#include "net/waker.h"
 
 namespace sluice::http::h2::detail {
 
@@ -37,27 +36,7 @@ constexpr size_t kWriteBatch = 64 * 1024;
 
 inline double now_s() { return static_cast<double>(SteadyClock::mono_ns()) / 1e9; }
 
-// One coroutine waits (optionally with a timeout) until another wakes it.
-class Waker {
- public:
-  explicit Waker(const asio::any_io_executor& ex) : timer_(ex) {}
-  // True when woken, false on timeout. ms <= 0 waits without a timeout.
-  asio::awaitable<bool> wait(int64_t ms) {
-    if (ms > 0) timer_.expires_after(std::chrono::milliseconds(ms));
-    else timer_.expires_at(asio::steady_timer::time_point::max());
-    waiting_ = true;
-    auto [ec] = co_await timer_.async_wait(kNoThrow);
-    waiting_ = false;
-    co_return ec == asio::error::operation_aborted;
-  }
-  void wake() {
-    if (waiting_) timer_.cancel();
-  }
-
- private:
-  asio::steady_timer timer_;
-  bool waiting_ = false;
-};
+using net::Waker;
 
 template <class S>
 class Connection;

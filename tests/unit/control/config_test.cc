@@ -344,6 +344,24 @@ TEST(ConfigValues, BooleansAndNulls) {
   EXPECT_TRUE(s.models[0].aliases.empty());
 }
 
+TEST(ConfigValues, UpstreamProtocol) {
+  Settings plain = load_ok(kUp + kModels);
+  EXPECT_FALSE(plain.upstreams[0].http2);
+  Settings h2 = load_ok(kUp + "    protocol: h2\n" + kModels);
+  EXPECT_TRUE(h2.upstreams[0].http2);
+  EXPECT_EQ(h2.upstreams[0].h2.ping_interval, 5s);
+  EXPECT_EQ(h2.upstreams[0].h2.ping_timeout, 3s);
+  EXPECT_EQ(h2.upstreams[0].h2.max_streams, 100u);
+  EXPECT_EQ(h2.upstreams[0].h2.max_connections, 4u);
+  Settings tuned = load_ok(kUp + "    protocol: h2\n    http2: {ping_interval: 750ms, ping_timeout: 2s, "
+                                 "max_streams_per_connection: 32, max_connections_per_endpoint: 2}\n" + kModels);
+  EXPECT_EQ(tuned.upstreams[0].h2.ping_interval, 750ms);
+  EXPECT_EQ(tuned.upstreams[0].h2.ping_timeout, 2s);
+  EXPECT_EQ(tuned.upstreams[0].h2.max_streams, 32u);
+  EXPECT_EQ(tuned.upstreams[0].h2.max_connections, 2u);
+  EXPECT_FALSE(load_ok(kUp + "    protocol: http1\n" + kModels).upstreams[0].http2);
+}
+
 TEST(ConfigValues, AccessLogFileInAnExistingDirectory) {
   Settings s = load_ok("server: {access_log: access.log}\n" + kUp + kModels);  // current directory
   EXPECT_EQ(s.server.access_log, "access.log");
@@ -502,7 +520,7 @@ const InvalidCase kInvalid[] = {
     {"UpstreamUnknownKey", upstream("    timeout: {ttft: 1s}\n"),
      "t.yaml:4:5: upstreams[0].timeout: unknown key 'timeout' (expected one of: name, endpoints, "
      "api_key, "
-     "api_key_env, headers, tls, max_idle_per_endpoint, timeouts); did you mean 'timeouts'?"},
+     "api_key_env, headers, tls, max_idle_per_endpoint, protocol, http2, timeouts); did you mean 'timeouts'?"},
     {"NoEndpointsKey", "upstreams:\n  - name: u\n" + kModels,
      "t.yaml:2:5: upstreams[0].endpoints: missing required key 'endpoints'"},
     {"EmptyEndpoints", "upstreams:\n  - name: u\n    endpoints: []\n" + kModels,
@@ -596,6 +614,17 @@ const InvalidCase kInvalid[] = {
      "got '-1'"},
     {"MaxIdleOverflow", upstream("    max_idle_per_endpoint: 4294967296\n"),
      "upstreams[0].max_idle_per_endpoint: expected an integer"},
+    {"UpstreamProtocol", upstream("    protocol: http3\n"),
+     "t.yaml:4:15: upstreams[0].protocol: protocol must be \"http1\" or \"h2\", got 'http3'"},
+    {"Http2WithoutH2", upstream("    http2: {ping_timeout: 1s}\n"),
+     "t.yaml:4:12: upstreams[0].http2: http2 settings need protocol: h2"},
+    {"Http2PingZero", upstream("    protocol: h2\n    http2: {ping_interval: 0}\n"),
+     "upstreams[0].http2.ping_interval: must be greater than zero"},
+    {"Http2Streams", upstream("    protocol: h2\n    http2: {max_streams_per_connection: 0}\n"),
+     "upstreams[0].http2.max_streams_per_connection: expected an integer from 1 to 10000, got '0'"},
+    {"Http2Unknown", upstream("    protocol: h2\n    http2: {keepalive: 1s}\n"),
+     "upstreams[0].http2.keepalive: unknown key 'keepalive' (expected one of: ping_interval, ping_timeout, "
+     "max_streams_per_connection, max_connections_per_endpoint)"},
     {"UpstreamTimeout", upstream("    timeouts: {connect: 0}\n"),
      "t.yaml:4:25: upstreams[0].timeouts.connect: must be greater than zero"},
 

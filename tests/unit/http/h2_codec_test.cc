@@ -192,6 +192,32 @@ TEST_F(H2Pair, AStalledStreamDoesNotHoldBackItsNeighbour) {
   EXPECT_EQ(slow.body.size(), 200u * 1024);
 }
 
+TEST_F(H2Pair, StalledStreamsCannotStarveTheConnectionWindow) {
+  // Eight stalled streams hold 8 x 64 KiB unread, twice the connection
+  // window: the connection window reopened as the bytes arrived, so a ninth
+  // stream still gets all of its body.
+  copts_.stream_window_bytes = 64 * 1024;
+  copts_.connection_window_bytes = 256 * 1024;
+  SetUp();
+  srv_.auto_answer = false;
+  std::vector<ClientStream*> slow;
+  for (int i = 0; i < 8; ++i) slow.push_back(&get("/slow"));
+  ClientStream& fast = get("/fast");
+  pump();
+  ASSERT_EQ(srv_.requests.size(), 9u);
+  for (ClientStream* s : slow) cli_.no_consume.insert(s->id);
+  for (Stream* s : srv_.requests) {
+    ASSERT_TRUE(server_->submit_head(*s, 200, {}, std::nullopt, true).is_ok());
+    s->out.assign(300 * 1024, 'x');
+    s->out_end = true;
+    server_->data_ready(*s);
+  }
+  pump(2000);
+  for (ClientStream* s : slow) EXPECT_EQ(s->body.size(), 64u * 1024);
+  EXPECT_TRUE(fast.body_done);
+  EXPECT_EQ(fast.body.size(), 300u * 1024);
+}
+
 TEST_F(H2Pair, RequestBodyWindowOpensOnlyAsTheBodyIsTaken) {
   sopts_.stream_window_bytes = 65535;
   SetUp();

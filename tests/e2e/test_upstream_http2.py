@@ -1,0 +1,257 @@
+"""Upstreams over HTTP/2: h2c with prior knowledge (the mock) and h2 over TLS
+(another sluice with a TLS listener, ALPN h2). One connection per endpoint
+carries many requests; a slow client stalls only its own stream; PINGs find
+a dead connection long before the request's own timeouts would."""
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import (SLACK, Target, assert_full_stream, chat, chat_body, established_to, gateway_config,
+                      metric_delta, raw_chat, start_gateway, start_mock, stream_chat, tls_listener, wait_until)
+
+H2 = "    protocol: h2\n"
+
+
+def h2_upstream(http2: dict | None = None, tls: dict | None = None) -> str:
+    s = H2
+    if http2:
+        s += "    http2: {" + ", ".join(f"{k}: {v}" for k, v in http2.items()) + "}\n"
+    if tls:
+        s += "    tls: {" + ", ".join(f"{k}: {v}" for k, v in tls.items()) + "}\n"
+    return s
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(module_dir, mock, server_pki):
+    """A real h2-over-TLS upstream: a sluice whose TLS listener speaks h2 (by
+    ALPN) and forwards to the mock. Its access log shows what reached it."""
+    log = module_dir / "tls-upstream.log"
+    g = start_gateway(module_dir, gateway_config(mock.port, server={"tls": tls_listener((server_pki.cert, server_pki.key))}),
+                      access_log=log)
+    g.log = log
+    yield g
+    assert g.proc.stop() == 0, g.proc.output()
+
+
+@pytest.fixture(scope="module", params=["h2c", "h2-tls"])
+def gw(request, module_dir, mock, tls_upstream, server_pki):
+    if request.param == "h2c":
+        cfg = gateway_config(mock.port, upstream_extra=h2_upstream())
+    else:
+        cfg = gateway_config(endpoint=f"https://127.0.0.1:{tls_upstream.tls_port}",
+                             upstream_extra=h2_upstream(tls={"ca_file": f'"{server_pki.ca}"', "sni": "localhost"}))
+    g = start_gateway(module_dir, cfg)
+    g.upstream_kind = request.param
+    yield g
+    assert g.proc.stop() == 0, g.proc.output()
+
+
+@pytest.mark.parametrize("downstream", ["h1", "h2c"])
+def test_chat_through_h2_upstream(gw, downstream):
+    t = Target(gw.port, downstream)
+    r = chat(t, chat_body(), {"x-mock-tokens": "7"})
+    assert r.status == 200, r.body[:300]
+    assert r.json()["usage"]["completion_tokens"] == 7
+    assert r.headers.get("x-request-id")
+    s = stream_chat(t, chat_body(stream=True), {"x-mock-tokens": "9", "x-mock-itl-ms": "2"})
+    assert_full_stream(s, 9)
+    s = stream_chat(t, chat_body(stream=True, include_usage=True), {"x-mock-tokens": "4"})
+    assert_full_stream(s, 4, usage_chunk=True)
+
+
+def test_request_reaches_h2_upstream_intact(gw, tls_upstream):
+    """Headers and body cross the HTTP/2 hop: the upstream sluice logs the
+    request id the gateway sent and answers the model the body named."""
+    if gw.upstream_kind != "h2-tls":
+        pytest.skip("the TLS upstream is the one with an access log")
+    r = chat(gw.port, chat_body(model="mock-relay"), {"x-mock-tokens": "3"})
+    assert r.status == 200, r.body[:300]
+    rid = r.headers["x-request-id"]
+    assert r.json()["model"] == "mock-relay"
+    wait_until(lambda: tls_upstream.log.exists() and rid in tls_upstream.log.read_text(), 5,
+               what="the request id in the upstream's access log")
+    line = next(ln for ln in tls_upstream.log.read_text().splitlines() if rid in ln)
+    assert '"HTTP/2"' in line or "HTTP/2" in line, line
+
+
+def test_upstream_errors_pass_through(gw):
+    r = chat(gw.port, chat_body(), {"x-mock-status": "429"})
+    assert r.status == 429, r.body[:300]
+    s = stream_chat(gw.port, chat_body(stream=True), {"x-mock-tokens": "50", "x-mock-itl-ms": "10", "x-mock-fail-after": "5"})
+    assert s.status == 200
+    chunks = s.chunks()
+    assert any("error" in c for c in chunks), "a stream cut upstream must end with an error event"
+
+
+def test_ttft_timeout_resets_only_that_stream(gw):
+    """The TTFT deadline resets the stream, not the shared connection: a
+    healthy stream on the same upstream connection finishes intact."""
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault(
+        "s", stream_chat(gw.port, chat_body(stream=True), {"x-mock-tokens": "40", "x-mock-itl-ms": "25"})))
+    th.start()
+    time.sleep(0.1)
+    r = chat(gw.port, chat_body(), {"x-mock-ttft-ms": "3000"})
+    assert r.status == 504, r.body[:300]
+    th.join(15)
+    assert_full_stream(box["s"], 40)
+
+
+# ---- Multiplexing and flow control (each with a mock of its own) -------------
+
+def _concurrent_streams(port, n, headers):
+    results = [None] * n
+
+    def one(i):
+        results[i] = stream_chat(port, chat_body(stream=True), headers, timeout=20)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    return threads, results
+
+
+@pytest.mark.parametrize("max_streams, expected", [(100, 1), (8, 3)])
+def test_requests_share_connections(module_dir, max_streams, expected):
+    m = start_mock(module_dir)
+    g = start_gateway(module_dir, gateway_config(
+        m.port, upstream_extra=h2_upstream({"max_streams_per_connection": max_streams}),
+        timeouts={"ttft": "10s", "idle": "10s"}))
+    try:
+        threads, results = _concurrent_streams(g.port, 20, {"x-mock-tokens": "30", "x-mock-itl-ms": "50"})
+        wait_until(lambda: g.metrics(settled=False).get1("sluice_active_requests") >= 20, 10 * SLACK,
+                   what="20 requests in flight")
+        assert established_to(m.port) == expected
+        for th in threads:
+            th.join(30)
+        for s in results:
+            assert_full_stream(s, 30)
+        assert established_to(m.port) == expected  # kept for the next requests
+    finally:
+        g.proc.stop()
+        m.proc.stop()
+
+
+def test_slow_client_stalls_only_its_own_upstream_stream(module_dir):
+    """A client that stops reading a fast, long stream fills its own HTTP/2
+    stream window; the other requests on the same upstream connection go on."""
+    m = start_mock(module_dir, "--max-tokens-cap", "200000")
+    g = start_gateway(module_dir, gateway_config(
+        m.port, upstream_extra=h2_upstream(), timeouts={"client_stall": "5s", "ttft": "5s", "idle": "5s"}))
+    slow = []
+    try:
+        # Enough stalled streams that their windows together exceed the
+        # connection window: the connection must still serve the others.
+        for _ in range(24):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", g.port))
+            c.sendall(raw_chat(chat_body(stream=True), [("x-mock-tokens", "200000")]))
+            slow.append(c)
+        time.sleep(0.8)  # the slow streams are stalled now, their upstream windows full
+        t0 = time.monotonic()
+        threads, results = _concurrent_streams(g.port, 10, {"x-mock-tokens": "20", "x-mock-itl-ms": "5"})
+        for th in threads:
+            th.join(20)
+        for s in results:
+            assert_full_stream(s, 20)
+        # They finished while every stalled stream was still held, not because
+        # the stalls were cut (client_stall) and freed the connection.
+        assert g.metrics(settled=False).get1("sluice_timeouts_total", kind="client_stall") == 0
+        assert time.monotonic() - t0 < 4.0
+        assert established_to(m.port) == 1, "all of it on one upstream connection"
+        wait_until(lambda: g.metrics(settled=False).get1("sluice_timeouts_total", kind="client_stall") >= 24,
+                   10 * SLACK, what="the stalled clients cut")
+        s = stream_chat(g.port, chat_body(stream=True), {"x-mock-tokens": "5"})
+        assert_full_stream(s, 5)
+        assert established_to(m.port) == 1, "the stalls reset streams, not the connection"
+    finally:
+        for c in slow:
+            c.close()
+        g.proc.stop()
+        m.proc.stop()
+
+
+# ---- Liveness: PING finds a dead connection ----------------------------------
+
+FAST_PING = {"ping_interval": "200ms", "ping_timeout": "300ms"}
+
+
+def test_dead_connection_fails_over_fast(module_dir):
+    """An endpoint that stops answering (its process frozen: TCP still
+    accepts, nothing answers) is found dead by PING within the ping timeout;
+    requests fail over to the other endpoint long before their 20 s TTFT."""
+    a, b = start_mock(module_dir), start_mock(module_dir)
+    cfg = gateway_config(a.port, upstream_extra=h2_upstream(FAST_PING),
+                         timeouts={"ttft": "20s", "idle": "20s", "total": "60s"})
+    cfg = cfg.replace(f'endpoints: ["http://127.0.0.1:{a.port}"]',
+                      f'endpoints: ["http://127.0.0.1:{a.port}", "http://127.0.0.1:{b.port}"]')
+    g = start_gateway(module_dir, cfg)
+    try:
+        for _ in range(6):
+            assert chat(g.port, chat_body(), {"x-mock-tokens": "2"}).status == 200
+        wait_until(lambda: established_to(a.port) == 1 and established_to(b.port) == 1, 5, what="both used")
+        before = g.metrics()
+        a.proc.signal(signal.SIGSTOP)
+        time.sleep(0.4)  # both connections quiet for longer than the ping interval
+        for _ in range(6):
+            t0 = time.monotonic()
+            r = chat(g.port, chat_body(), {"x-mock-tokens": "3"})
+            assert r.status == 200, r.body[:300]
+            assert r.json()["usage"]["completion_tokens"] == 3
+            assert time.monotonic() - t0 < 2.0 * SLACK
+        after = g.metrics()
+        assert metric_delta(before, after, "sluice_upstream_errors_total", upstream="m", kind="dead_connection") >= 1
+    finally:
+        a.proc.signal(signal.SIGCONT)
+        g.proc.stop()
+        a.proc.stop()
+        b.proc.stop()
+
+
+def test_dead_connection_mid_stream_ends_fast(module_dir):
+    """A stream whose upstream freezes ends with an error event within about
+    ping interval + ping timeout, not the 20 s idle timeout."""
+    m = start_mock(module_dir)
+    g = start_gateway(module_dir, gateway_config(m.port, upstream_extra=h2_upstream(FAST_PING),
+                                                 timeouts={"ttft": "20s", "idle": "20s", "total": "60s"}))
+    try:
+        frozen = {}
+
+        def on_event(ev):
+            if "t" not in frozen and len(ev.data) > 20:
+                frozen["t"] = time.monotonic()
+                m.proc.signal(signal.SIGSTOP)
+
+        s = stream_chat(g.port, chat_body(stream=True), {"x-mock-tokens": "100", "x-mock-itl-ms": "50"},
+                        on_event=on_event, timeout=25)
+        elapsed = time.monotonic() - frozen["t"]
+        assert s.status == 200
+        errors = [c for c in s.chunks() if "error" in c]
+        assert errors and errors[0]["error"]["code"] == "upstream_reset", s.chunks()[-2:]
+        assert "PING" in errors[0]["error"]["message"]
+        assert elapsed < 2.5 * SLACK, elapsed
+    finally:
+        m.proc.signal(signal.SIGCONT)
+        g.proc.stop()
+        m.proc.stop()
+
+
+def test_alpn_refusal_is_a_clear_502(module_dir, mock, server_pki):
+    """An https upstream that does not speak h2 (ALPN says http/1.1 or
+    nothing) fails with a 502 that says so."""
+    up = start_gateway(module_dir, gateway_config(mock.port, server={
+        "tls": tls_listener((server_pki.cert, server_pki.key)), "http2": {"enabled": False}}))
+    g = start_gateway(module_dir, gateway_config(
+        endpoint=f"https://127.0.0.1:{up.tls_port}",
+        upstream_extra=h2_upstream(tls={"ca_file": f'"{server_pki.ca}"', "sni": "localhost"})))
+    try:
+        r = chat(g.port, chat_body())
+        assert r.status == 502, r.body[:300]
+        assert "ALPN" in r.json()["error"]["message"]
+    finally:
+        g.proc.stop()
+        up.proc.stop()
