@@ -5,7 +5,9 @@ Side by side in one run, non-streaming and streaming chat completions over
 every downstream protocol: HTTP/1.1 and HTTP/1.1+TLS driven by wrk, h2c and
 h2 over TLS driven by h2load (the same number of concurrent requests: CONNS
 connections for HTTP/1.1, CONNS/8 connections x 8 streams for HTTP/2), plus
-a many-stream multiplexed SSE run (1 connection x 100 streams). The gateway
+a many-stream multiplexed SSE run (1 connection x 100 streams). Rows named
+"X>h2" reach the mock over upstream HTTP/2 (one multiplexed h2c connection)
+instead of pooled HTTP/1.1 connections. The gateway
 is pinned to core 0 with one worker; the mock and the load generator share
 core 1. Reports requests/s, p50/p99, the gateway's CPU time per request and
 per forwarded SSE event (from /proc/<pid>/stat), RSS, and the ratio to
@@ -34,6 +36,9 @@ CHAT = json.dumps({"model": "mock-1", "max_tokens": TOKENS,
                    "messages": [{"role": "user", "content": "Say something short about gateways."}]})
 CHAT_STREAM = json.dumps({"model": "mock-1", "max_tokens": TOKENS, "stream": True,
                           "messages": [{"role": "user", "content": "Say something short about gateways."}]})
+# The same requests for the model routed to the mock over upstream HTTP/2 (h2c).
+CHAT_UP_H2 = CHAT.replace('"mock-1"', '"via-h2"')
+CHAT_STREAM_UP_H2 = CHAT_STREAM.replace('"mock-1"', '"via-h2"')
 
 
 def wait_port_file(path, proc, timeout=15):
@@ -186,7 +191,12 @@ upstreams:
   - name: mock
     endpoints: ["http://127.0.0.1:{mports['api']}"]
     max_idle_per_endpoint: 1024
+  - name: mock-h2
+    endpoints: ["http://127.0.0.1:{mports['api']}"]
+    protocol: h2
 models:
+  - name: via-h2
+    upstream: mock-h2
   - name: "*"
     upstream: mock
 """)
@@ -196,7 +206,7 @@ models:
         results = {}
         h2c = max(1, CONNS // 8)
         path = "/v1/chat/completions"
-        for name, body in (("chat", CHAT), ("chat_stream", CHAT_STREAM)):
+        for name, body, body_up_h2 in (("chat", CHAT, CHAT_UP_H2), ("chat_stream", CHAT_STREAM, CHAT_STREAM_UP_H2)):
             events = TOKENS + 3 if "stream" in name else 0  # role chunk, tokens, finish chunk, [DONE]
             runs = {
                 "h1 direct": run_wrk(mports["api"], body, None),
@@ -205,6 +215,9 @@ models:
                 "h2c direct": run_h2load(f"http://127.0.0.1:{mports['api']}{path}", body, None, h2c, 8),
                 "h2c": run_h2load(f"http://127.0.0.1:{gports['api']}{path}", body, gw.pid, h2c, 8),
                 "h2+tls": run_h2load(f"https://127.0.0.1:{gports['tls']}{path}", body, gw.pid, h2c, 8),
+                # Upstream over HTTP/2 too: one multiplexed h2c connection to the mock.
+                "h1>h2": run_wrk(gports["api"], body_up_h2, gw.pid),
+                "h2c>h2": run_h2load(f"http://127.0.0.1:{gports['api']}{path}", body_up_h2, gw.pid, h2c, 8),
             }
             for r in runs.values():
                 r["rss_kb"] = rss_kb(gw.pid)
@@ -214,6 +227,7 @@ models:
             "h2c direct": run_h2load(f"http://127.0.0.1:{mports['api']}{path}", CHAT_STREAM, None, 1, 100),
             "h2c": run_h2load(f"http://127.0.0.1:{gports['api']}{path}", CHAT_STREAM, gw.pid, 1, 100),
             "h2+tls": run_h2load(f"https://127.0.0.1:{gports['tls']}{path}", CHAT_STREAM, gw.pid, 1, 100),
+            "h2c>h2": run_h2load(f"http://127.0.0.1:{gports['api']}{path}", CHAT_STREAM_UP_H2, gw.pid, 1, 100),
         }
         for r in mux.values():
             r["rss_kb"] = rss_kb(gw.pid)

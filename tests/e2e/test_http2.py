@@ -308,8 +308,9 @@ class H2Client(_Conn):
             self.conn.increment_flow_control_window(conn_window - 65535)
         self.streams: dict[int, H2Resp] = {}
         self.stalled: set[int] = set()
-        self.goaway: h2.events.ConnectionTerminated | None = None
+        self.goaway: h2.events.ConnectionTerminated | None = None  # the first one
         self.goaway_t: float | None = None
+        self.goaways: list = []  # all of them
         self.eof = False
         self.conn_window_updates = 0
         self.settings_seen = False
@@ -434,6 +435,7 @@ class H2Client(_Conn):
         elif isinstance(ev, h2.events.RemoteSettingsChanged):
             self.settings_seen = True
         elif isinstance(ev, h2.events.ConnectionTerminated):
+            self.goaways.append(ev)
             if self.goaway is None:
                 self.goaway = ev
                 self.goaway_t = now
@@ -1051,6 +1053,12 @@ def test_drain_sends_goaway_and_finishes_the_stream_in_flight(mock, gateways):
         assert_full_stream(r.to_stream(), 30)
         assert r.t_end - t0 >= 0.5  # it kept streaming after GOAWAY
         c.wait(lambda: c.eof, 3.0 * SLACK, "the close after the last stream")
+        # With a stream open: first a shutdown notice (highest stream id, so
+        # requests already on the wire are still served), then the final
+        # GOAWAY naming the last stream processed.
+        assert len(c.goaways) == 2, c.goaways
+        assert c.goaways[0].last_stream_id == 2**31 - 1 and c.goaways[0].error_code == NO_ERROR
+        assert c.goaways[1].last_stream_id == sid and c.goaways[1].error_code == NO_ERROR
     assert g.proc.wait(10 * SLACK) == 0, g.proc.output()
 
 

@@ -33,6 +33,7 @@ namespace sluice::http::h2::detail {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kWriteBatch = 64 * 1024;
+constexpr int64_t kFinalGoawayDelayMs = 1000;  // between the shutdown notice and the final GOAWAY
 
 inline double now_s() { return static_cast<double>(SteadyClock::mono_ns()) / 1e9; }
 
@@ -156,6 +157,10 @@ class Connection final : public ConnectionSet::Member,
         writer_done_waker_(sock.get_executor()),
         idle_(sock.get_executor(), [this] { on_idle(); }),
         write_deadline_(sock.get_executor(), [this] { reset_socket(socket_of(sock)); }),
+        final_goaway_(sock.get_executor(), [this] {
+          codec.shutdown(true);
+          schedule_write();
+        }),
         initial_(std::move(initial)),
         keep_(std::move(keep)) {}
 
@@ -165,11 +170,20 @@ class Connection final : public ConnectionSet::Member,
 
   void schedule_write() { writer_.wake(); }
 
-  // ConnectionSet::Member: GOAWAY now; the connection ends when its streams do.
+  // ConnectionSet::Member: the connection ends when its streams do. With
+  // streams open, a shutdown notice (GOAWAY with the highest stream id) goes
+  // first and the final GOAWAY (the last stream id really processed) a
+  // round trip later, so requests the client sent meanwhile are served, not
+  // refused (RFC 9113 6.8).
   void drain() override {
     if (draining_) return;
     draining_ = true;
-    codec.shutdown(true);
+    if (codec.active_streams() == 0) {
+      codec.shutdown(true);
+    } else {
+      codec.shutdown(false);
+      final_goaway_.arm_ms(kFinalGoawayDelayMs);
+    }
     schedule_write();
   }
 
@@ -238,6 +252,7 @@ class Connection final : public ConnectionSet::Member,
   Waker writer_done_waker_;
   net::Deadline idle_;
   net::Deadline write_deadline_;
+  net::Deadline final_goaway_;
   std::string initial_;
   std::shared_ptr<const void> keep_;
   std::unordered_map<int32_t, std::shared_ptr<H2Exchange<S>>> streams_;
@@ -274,6 +289,7 @@ asio::awaitable<void> Connection<S>::run() {
   schedule_write();
   while (!writer_done_) co_await writer_done_waker_.wait(0);
   write_deadline_.disarm();
+  final_goaway_.disarm();
   close_socket(socket_of(sock));
   abort_streams();
   if (ctx_.connections) ctx_.connections->remove(this);
