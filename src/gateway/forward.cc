@@ -185,6 +185,9 @@ asio::awaitable<void> forward(RequestContext& rc) {
         continue;
       }
       pool->health().success();
+      if (call->opened_connection())
+        w.metrics.counter(w.fam.upstream_connects,
+                          {up.name, target.protocol == upstream::Protocol::kHttp2 ? "HTTP/2" : "HTTP/1.1"}).inc();
     }
     ++pool->in_flight;
     timer.phase("ttft", to.ttft.count());

@@ -21,6 +21,7 @@ struct GatewayMetrics {
   obs::GaugeFamily connections;        // open client connections
   obs::GaugeFamily streams;            // exchanges in progress
   obs::CounterFamily upstream_errors;  // {upstream, kind}
+  obs::CounterFamily upstream_connects;  // {upstream, protocol}: connections opened
   obs::CounterFamily rejected;         // {reason}: local error replies and codec rejections
   obs::CounterFamily timeouts;         // {kind}
   obs::CounterFamily client_aborts;    // client went away before the response ended

@@ -41,6 +41,8 @@ class Call {
   // upstream having closed it while idle (Errc::kClosed): safe to retry.
   virtual bool reused() const = 0;
   virtual asio::awaitable<Status> connect() = 0;
+  // connect() opened a new connection (other HTTP/2 requests may have waited on it).
+  virtual bool opened_connection() const = 0;
 
   virtual asio::awaitable<Status> send(const Request& r) = 0;
   // Reads up to the final response head; head() then holds it (views valid

@@ -121,6 +121,7 @@ class H2Call final : public Call {
 
   bool reused() const override { return reused_; }
   asio::awaitable<Status> connect() override;
+  bool opened_connection() const override { return owner_; }
   asio::awaitable<Status> send(const Request& r) override;
   asio::awaitable<Status> read_head(bool request_was_head) override;
   const http::ResponseHead& head() const override { return head_; }

@@ -56,6 +56,7 @@ class H1Call final : public Call {
     if (s) s = co_await c_->connect(*ep);
     co_return s;
   }
+  bool opened_connection() const override { return !reused_; }
   asio::awaitable<Status> send(const Request& r) override {
     head_ = http1_head(r);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head_), asio::buffer(r.body)};

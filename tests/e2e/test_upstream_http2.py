@@ -130,6 +130,7 @@ def test_requests_share_connections(module_dir, max_streams, expected):
         for s in results:
             assert_full_stream(s, 30)
         assert established_to(m.port) == expected  # kept for the next requests
+        assert g.metrics().get1("sluice_upstream_connections_total", upstream="m", protocol="HTTP/2") == expected
     finally:
         g.proc.stop()
         m.proc.stop()
