@@ -23,7 +23,7 @@ struct Request {
   std::string_view authority;
   std::span<const http::Header> headers;  // end-to-end fields only
   std::string_view body;
-  bool send_length = false;  // content-length even when the body is empty (POST)
+  bool send_length = false;  // HTTP/1.1: content-length even when the body is empty (POST)
 };
 
 // One request/response exchange with an endpoint: an HTTP/1.1 connection of

@@ -92,13 +92,8 @@ Status H2Connection::submit(const std::shared_ptr<H2Stream>& s, const Request& r
     st.out.assign(r.body);
     st.out_end = true;
   }
-  std::array<char, 24> len;
-  std::vector<http::Header> fields(r.headers.begin(), r.headers.end());
-  if (has_body || r.send_length) {
-    auto end = std::to_chars(len.data(), len.data() + len.size(), r.body.size()).ptr;
-    fields.push_back({"content-length", std::string_view(len.data(), static_cast<size_t>(end - len.data()))});
-  }
-  Status rs = codec_.submit_request(st, r.method, scheme_, r.authority, r.path, fields, has_body);
+  // No content-length: END_STREAM delimits the body.
+  Status rs = codec_.submit_request(st, r.method, scheme_, r.authority, r.path, r.headers, has_body);
   if (!rs) return rs;
   streams_.emplace(st.id, s);
   const int64_t now = SteadyClock::mono_ns();

@@ -1,8 +1,9 @@
 // The protocol seam: the runner and the measurements know requests, responses
 // and outcomes; only a ClientConnection knows a wire format. HTTP/1.1 (plain
-// and TLS) is the one implementation today. An HTTP/2 (nghttp2) or HTTP/3
-// connection implements the same interface, returns more than 1 from
-// max_concurrent_streams(), and lets several exchange() calls run at once.
+// and TLS) carries one exchange at a time; HTTP/2 (h2c or TLS + ALPN h2)
+// returns more than 1 from max_concurrent_streams() and lets several
+// exchange() calls run at once, each on its own stream. An HTTP/3 connection
+// would do the same.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +49,37 @@ enum class Outcome : uint8_t {
   kBadResponse,  // unparseable head, framing or event stream
 };
 
+// Abandons one exchange in flight (its timeout has passed) without ending
+// the others on the same connection. exchange() points it at itself while it
+// runs; abandon() at any other time does nothing.
+class ExchangeCancel {
+ public:
+  void abandon() {
+    if (fn_) fn_(arg_);
+  }
+  void bind(void (*fn)(void*), void* arg) {
+    fn_ = fn;
+    arg_ = arg;
+  }
+  void unbind() { bind(nullptr, nullptr); }
+
+ private:
+  void (*fn_)(void*) = nullptr;
+  void* arg_ = nullptr;
+};
+
+// Points an ExchangeCancel at a running exchange for as long as it lives.
+class CancelScope {
+ public:
+  CancelScope(ExchangeCancel& c, void (*fn)(void*), void* arg) : c_(c) { c_.bind(fn, arg); }
+  ~CancelScope() { c_.unbind(); }
+  CancelScope(const CancelScope&) = delete;
+  CancelScope& operator=(const CancelScope&) = delete;
+
+ private:
+  ExchangeCancel& c_;
+};
+
 class ClientConnection {
  public:
   virtual ~ClientConnection() = default;
@@ -57,8 +89,11 @@ class ClientConnection {
 
   // Sends `req` and reads the whole response, reporting its head and each
   // piece of decoded body to `meter` as it arrives. `req` must stay valid
-  // until the call completes.
-  virtual asio::awaitable<Outcome> exchange(const OutgoingRequest& req, ResponseMeter& meter) = 0;
+  // until the call completes. `cancel.abandon()` ends this exchange early
+  // (kReset): HTTP/1.1 closes the connection, HTTP/2 resets the stream.
+  // Calls beyond max_concurrent_streams() wait for a stream to end.
+  virtual asio::awaitable<Outcome> exchange(const OutgoingRequest& req, ResponseMeter& meter,
+                                            ExchangeCancel& cancel) = 0;
 
   // Fails every pending operation (exchange and connect then return an error)
   // and leaves the connection closed. Used by timeouts and the end of a run.
@@ -68,12 +103,14 @@ class ClientConnection {
   virtual bool ready() const = 0;
 
   // For a connection that sat idle: false if the peer has closed it (or sent
-  // something unasked) meanwhile. Costs a syscall; servers with short
-  // keep-alive timeouts (uvicorn's 5 s) make it worth one before a request
-  // that follows a long idle spell, so that it is not lost to a stale socket.
+  // something unasked) meanwhile. Costs a syscall (HTTP/1.1; HTTP/2 reads
+  // all the time and knows); servers with short keep-alive timeouts
+  // (uvicorn's 5 s) make it worth one before a request that follows a long
+  // idle spell, so that it is not lost to a stale socket.
   virtual bool still_open() = 0;
 
-  // How many exchange() calls may be in flight at once.
+  // How many exchange() calls may be in flight at once (HTTP/2: known once
+  // connected, the smaller of ours and the peer's limit).
   virtual int max_concurrent_streams() const { return 1; }
 };
 
@@ -87,5 +124,10 @@ struct ConnectParams {
 
 // HTTP/1.1 with keep-alive, plain or TLS per `p.tls`.
 std::unique_ptr<ClientConnection> make_h1_connection(const ConnectParams& p);
+
+// HTTP/2: h2c with prior knowledge, or TLS where ALPN must select "h2"
+// (connect() fails with kConnect otherwise). At most `max_streams` exchanges
+// at once, fewer if the peer's SETTINGS_MAX_CONCURRENT_STREAMS says so.
+std::unique_ptr<ClientConnection> make_h2_connection(const ConnectParams& p, uint32_t max_streams);
 
 }  // namespace sluice::bench

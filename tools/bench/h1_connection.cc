@@ -2,8 +2,6 @@
 // time, keep-alive, responses read with the project's strict parser and
 // chunked decoder. Buffers are members and reused, so a request on a warm
 // connection allocates nothing here.
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -13,20 +11,19 @@
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include "bench/client_connection.h"
+#include "bench/client_transport.h"
 #include "bench/response_meter.h"
 #include "core/clock.h"
 #include "core/flat_buffer.h"
 #include "http/h1/chunked.h"
 #include "http/h1/parser.h"
 #include "http/message.h"
-#include "net/listener.h"
 
 namespace sluice::bench {
 namespace {
@@ -36,11 +33,6 @@ using TlsStream = asio::ssl::stream<tcp::socket>;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 16 * 1024;
 const http::h1::Limits kResponseLimits{64 * 1024, 256};
-
-bool is_event_stream(std::string_view content_type) {
-  static constexpr std::string_view kType = "text/event-stream";
-  return content_type.size() >= kType.size() && http::iequals(content_type.substr(0, kType.size()), kType);
-}
 
 void append_size(std::string& out, size_t n) {
   char buf[24];
@@ -57,7 +49,8 @@ class H1Connection final : public ClientConnection {
   ~H1Connection() override { close(); }
 
   asio::awaitable<Outcome> connect() override;
-  asio::awaitable<Outcome> exchange(const OutgoingRequest& req, ResponseMeter& meter) override;
+  asio::awaitable<Outcome> exchange(const OutgoingRequest& req, ResponseMeter& meter,
+                                    ExchangeCancel& cancel) override;
 
   void close() override {
     open_ = false;
@@ -110,29 +103,10 @@ asio::awaitable<Outcome> H1Connection<Stream>::connect() {
     stream_.emplace(p_.executor);
   }
   rbuf_.consume(rbuf_.size());
-  auto [ec, ep] = co_await asio::async_connect(lowest(), p_.endpoints, kNoThrow);
-  if (ec) {
+  const bool ok = co_await open_transport(*stream_, p_);
+  if (!ok) {
     close();
     co_return Outcome::kConnect;
-  }
-  net::tune_socket(lowest());
-  if constexpr (kTls) {
-    SSL* ssl = stream_->native_handle();
-    const std::string& host = p_.target->host;
-    if (!p_.target->host_is_ip) SSL_set_tlsext_host_name(ssl, host.c_str());
-    if (p_.verify_peer) {
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-      if (p_.target->host_is_ip) {
-        X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
-      } else {
-        X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
-      }
-    }
-    auto [hec] = co_await stream_->async_handshake(asio::ssl::stream_base::client, kNoThrow);
-    if (hec) {
-      close();
-      co_return Outcome::kConnect;
-    }
   }
   open_ = true;
   co_return Outcome::kOk;
@@ -152,8 +126,11 @@ asio::awaitable<bool> H1Connection<Stream>::read_more() {
 }
 
 template <class Stream>
-asio::awaitable<Outcome> H1Connection<Stream>::exchange(const OutgoingRequest& req, ResponseMeter& meter) {
+asio::awaitable<Outcome> H1Connection<Stream>::exchange(const OutgoingRequest& req, ResponseMeter& meter,
+                                                       ExchangeCancel& cancel) {
   if (!open_) co_return Outcome::kReset;
+  // One exchange at a time: abandoning it means closing the connection.
+  CancelScope scope(cancel, [](void* self) { static_cast<H1Connection*>(self)->close(); }, this);
   wbuf_.clear();
   wbuf_ += req.method;
   wbuf_ += ' ';

@@ -56,11 +56,15 @@ int main(int argc, char** argv) {
       "send time). Prompt and output lengths are drawn per request from truncated log-normal distributions:\n"
       "X = exp(mu + sigma*Z), mu = ln(mean) - sigma^2/2 (so `mean` is the untruncated mean, `sigma` the\n"
       "standard deviation of ln X), rounded, redrawn when outside [1, max]. The prompt is 4 bytes per\n"
-      "input token; the output length is sent as max_tokens and x-mock-tokens."};
+      "input token; the output length is sent as max_tokens and x-mock-tokens. HTTP/1.1 by default;\n"
+      "--h2 multiplexes requests over HTTP/2 connections (--streams per connection)."};
   app.add_option("url", o.url, "http[s]://host[:port][/path] (path default /v1/chat/completions)")->required();
-  app.add_option("-c,--concurrency", o.concurrency, "closed loop: connections, each sending its next request when the previous one completes (default 1)");
+  app.add_option("-c,--concurrency", o.concurrency, "closed loop: requests in flight, each sending the next when it completes; HTTP/1.1: one connection each, --h2: ceil(c / --streams) connections (default 1)");
   app.add_option("-r,--rate", o.rate, "open loop: requests/s at fixed intended send times, over all threads");
-  app.add_option("--connections", o.connections, "open loop: connection pool size (default 64)");
+  app.add_option("--connections", o.connections, "open loop: connection pool size (default 64); with --h2 each carries up to --streams requests at once");
+  app.add_flag("--h2", o.http2, "HTTP/2: h2c with prior knowledge for http://, ALPN h2 for https://");
+  app.add_option("-m,--streams", o.streams_per_connection, "with --h2: at most this many requests in flight per connection, like h2load -m (fewer if the server's SETTINGS_MAX_CONCURRENT_STREAMS is lower)")
+      ->capture_default_str();
   app.add_option("-t,--threads", o.threads, "event-loop threads, each with its own share of the connections")->capture_default_str();
   app.add_option("-d,--duration", o.duration_s, "seconds of measured load after warm-up (default 10 unless --requests)");
   app.add_option("-n,--requests", o.requests, "stop after this many measured requests");

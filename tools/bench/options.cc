@@ -26,6 +26,10 @@ Status validate_options(BenchOptions& o) {
   if (o.rate <= 0 && o.connections > 0) return usage("--connections is for open loop (--rate); closed loop uses --concurrency");
   if (o.closed_loop() && o.concurrency == 0) o.concurrency = 1;
   if (!o.closed_loop() && o.connections == 0) o.connections = 64;
+  if (o.streams_per_connection == 0) return usage("--streams must be >= 1");
+  if (!o.http2 && o.streams_per_connection != 1) {
+    return usage("--streams is for HTTP/2 (--h2): HTTP/1.1 carries one request at a time per connection");
+  }
   if (o.threads == 0) return usage("--threads must be >= 1");
   if (o.threads > o.total_connections()) {
     return usage("--threads " + std::to_string(o.threads) + " is more than the " +

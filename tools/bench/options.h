@@ -15,10 +15,17 @@ struct BenchOptions {
   std::string url;
 
   // Load shape: closed loop (concurrency) or open loop (rate).
-  uint32_t concurrency = 0;  // closed loop: this many connections, one request at a time each
+  uint32_t concurrency = 0;  // closed loop: requests in flight, each sending the next when it completes
   double rate = 0;           // open loop: requests/s over all threads
   uint32_t connections = 0;  // open loop: connection pool size (default 64)
   uint32_t threads = 1;      // event-loop threads; connections are split between them
+
+  // Protocol. HTTP/1.1 carries one request at a time per connection; HTTP/2
+  // (h2c prior knowledge for http://, ALPN h2 for https://) up to
+  // streams_per_connection (like h2load -m): closed loop opens
+  // ceil(concurrency / streams) connections, open loop `connections`.
+  bool http2 = false;
+  uint32_t streams_per_connection = 1;
 
   double duration_s = 0;  // measured time after warm-up; 0 with requests = 0 means 10 s
   uint64_t requests = 0;  // stop after this many measured requests (0 = no limit)
@@ -40,7 +47,11 @@ struct BenchOptions {
 
   bool closed_loop() const { return rate <= 0; }
   // Connections over all threads.
-  uint32_t total_connections() const { return closed_loop() ? concurrency : connections; }
+  uint32_t total_connections() const {
+    if (!closed_loop()) return connections;
+    const uint64_t per = streams_per_connection ? streams_per_connection : 1;
+    return static_cast<uint32_t>((uint64_t{concurrency} + per - 1) / per);
+  }
 };
 
 // Checks ranges and combinations and fills defaults (concurrency 1, 64

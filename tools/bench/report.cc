@@ -24,6 +24,8 @@ void appendf(std::string& out, const char* fmt, ...) {
 double ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 double us(double ns) { return ns / 1e3; }
 
+const char* protocol_name(const BenchOptions& o) { return o.http2 ? "HTTP/2" : "HTTP/1.1"; }
+
 double qps(const BenchResult& r) {
   return r.elapsed_s > 0 ? static_cast<double>(r.stats.completed) / r.elapsed_s : 0.0;
 }
@@ -92,11 +94,16 @@ std::string format_table(const BenchOptions& o, const BenchResult& r) {
   const Stats& s = r.stats;
   std::string out;
   appendf(out, "sluice-bench %s\n", o.url.c_str());
-  if (o.closed_loop()) {
-    appendf(out, "  closed loop, %u connections", o.concurrency);
+  appendf(out, "  %s, ", protocol_name(o));
+  if (o.closed_loop() && !o.http2) {
+    appendf(out, "closed loop, %u connections", o.concurrency);
+  } else if (o.closed_loop()) {
+    appendf(out, "closed loop, %u requests in flight on %u connection%s", o.concurrency, o.total_connections(),
+            o.total_connections() == 1 ? "" : "s");
   } else {
-    appendf(out, "  open loop at %.1f req/s on %u connections", o.rate, o.connections);
+    appendf(out, "open loop at %.1f req/s on %u connections", o.rate, o.connections);
   }
+  if (o.http2) appendf(out, " (up to %u streams each)", o.streams_per_connection);
   appendf(out, ", %u thread%s, measured %.2f s after %.2f s warm-up%s\n", o.threads, o.threads == 1 ? "" : "s",
           r.elapsed_s, o.warmup_s, r.interrupted ? " (interrupted)" : "");
   if (o.body_file.empty()) {
@@ -160,6 +167,8 @@ std::string format_json(const BenchOptions& o, const BenchResult& r, std::string
   out += "  \"config\": {\n    \"url\": ";
   json_string(out, o.url);
   appendf(out, ",\n    \"mode\": \"%s\",\n", o.closed_loop() ? "closed_loop" : "open_loop");
+  appendf(out, "    \"protocol\": \"%s\",\n    \"streams_per_connection\": %u,\n", protocol_name(o),
+          o.streams_per_connection);
   appendf(out, "    \"concurrency\": %u,\n    \"rate\": %g,\n    \"connections\": %u,\n    \"threads\": %u,\n",
           o.concurrency, o.rate, o.total_connections(), o.threads);
   appendf(out, "    \"duration_s\": %g,\n    \"requests\": %" PRIu64 ",\n    \"warmup_s\": %g,\n", o.duration_s,

@@ -18,9 +18,10 @@ std::string format_table(const BenchOptions& o, const BenchResult& r);
 // max, saturated}):
 //   tool, schema_version, command_line, start_time (ISO 8601 UTC),
 //   start_time_unix_us,
-//   config {url, mode: closed_loop|open_loop, concurrency, rate, connections,
-//           threads, duration_s, requests, warmup_s, timeout_s,
-//           connect_timeout_s, seed,
+//   config {url, mode: closed_loop|open_loop, protocol: HTTP/1.1|HTTP/2,
+//           streams_per_connection (HTTP/1.1: 1), concurrency (closed loop:
+//           requests in flight), rate, connections, threads, duration_s,
+//           requests, warmup_s, timeout_s, connect_timeout_s, seed,
 //           input_tokens|output_tokens {distribution: lognormal, mean, sigma, max},
 //           stream_share, model, body_file, headers [..], insecure, cacert},
 //   elapsed_s (measurement window), interrupted, connections_opened,

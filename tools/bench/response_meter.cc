@@ -1,5 +1,7 @@
 #include "bench/response_meter.h"
 
+#include "http/message.h"
+
 namespace sluice::bench {
 
 bool is_content_event(std::string_view data) {
@@ -9,6 +11,11 @@ bool is_content_event(std::string_view data) {
     if (v < data.size() && data[v] != '"') return true;
   }
   return false;
+}
+
+bool is_event_stream(std::string_view content_type) {
+  static constexpr std::string_view kType = "text/event-stream";
+  return content_type.size() >= kType.size() && http::iequals(content_type.substr(0, kType.size()), kType);
 }
 
 void ResponseMeter::begin(int64_t start_ns, int64_t expected_content, Stats* stats) {

@@ -23,6 +23,9 @@ namespace sluice::bench {
 // exact for what OpenAI-compatible servers send.
 bool is_content_event(std::string_view data);
 
+// True for a content-type of text/event-stream (parameters allowed).
+bool is_event_stream(std::string_view content_type);
+
 class ResponseMeter {
  public:
   explicit ResponseMeter(size_t max_event_bytes = size_t{1} << 20) : max_event_bytes_(max_event_bytes) {}

@@ -56,15 +56,28 @@ struct Shared {
   std::optional<RequestMix> mix;
 };
 
-// One connection and everything it reuses from request to request.
-struct Lane {
-  explicit Lane(const RequestTemplate& t) : builder(t) {}
+struct Lane;
+
+// One connection and what the lanes on it share. HTTP/1.1: one lane per
+// link. HTTP/2: up to --streams lanes, each exchange on its own stream.
+struct Link {
   std::unique_ptr<ClientConnection> conn;
-  std::unique_ptr<net::Deadline> deadline;  // expiry closes conn
+  Lane* first = nullptr;       // opens it before the run
+  std::vector<Lane*> waiting;  // lanes waiting for another lane's connect
+  int64_t last_used_ns = 0;    // end of the last exchange or connect
+  int lanes = 0;               // lanes on this link still looping (phase 2)
+  bool connecting = false;
+};
+
+// One request at a time and everything it reuses from request to request.
+struct Lane {
+  Lane(const RequestTemplate& t, Link* l) : link(l), builder(t) {}
+  Link* link;
+  std::unique_ptr<net::Deadline> deadline;  // expiry: cancel (the exchange or the connect)
   std::optional<asio::steady_timer> sleeper;
   RequestBuilder builder;
   ResponseMeter meter;
-  int64_t last_used_ns = 0;  // end of the last exchange or connect
+  ExchangeCancel cancel;  // bound to what the lane waits on: its exchange, or a connect
   bool timed_out = false;
 };
 
@@ -72,13 +85,14 @@ struct Worker {
   asio::io_context ctx{1};
   Stats stats;
   std::optional<RequestSchedule> schedule;
+  std::vector<std::unique_ptr<Link>> links;
   std::vector<std::unique_ptr<Lane>> lanes;
   std::optional<asio::steady_timer> end_timer;
   int64_t measure_from_ns = 0;
   int64_t end_ns = INT64_MAX;
   int64_t finished_ns = 0;  // when the last lane ended
   int64_t stopped_ns = 0;   // when stop_worker() ran (end timer or signal), 0 if never
-  int connecting = 0;  // phase 1: initial connects still under way
+  int connecting = 0;  // phase 1: initial connects (one per link) still under way
   int active = 0;      // phase 2: lane loops still running
   bool stopping = false;
   uint64_t connects = 0;
@@ -88,8 +102,8 @@ void stop_worker(Worker* w) {
   if (w->stopping) return;
   w->stopping = true;
   w->stopped_ns = now_ns();
+  for (auto& link : w->links) link->conn->close();
   for (auto& lane : w->lanes) {
-    lane->conn->close();
     if (lane->sleeper) lane->sleeper->cancel();
   }
   if (w->end_timer) w->end_timer->cancel();
@@ -101,15 +115,39 @@ asio::awaitable<void> sleep_until(Lane* lane, int64_t t_ns) {
   (void)ec;
 }
 
-// Connects with the connect timeout; counts a failure when it is measured.
-asio::awaitable<bool> open_lane(Worker* w, Lane* lane, int64_t timeout_ns, bool count) {
+// Until the lane that opens the link's connection is done with it.
+asio::awaitable<void> wait_for_connect(Lane* lane) {
+  lane->link->waiting.push_back(lane);
+  lane->sleeper->expires_at(asio::steady_timer::time_point::max());
+  auto [ec] = co_await lane->sleeper->async_wait(kNoThrow);
+  (void)ec;
+}
+
+void close_connection(void* conn) { static_cast<ClientConnection*>(conn)->close(); }
+
+// Connects the lane's link with the connect timeout, or waits while another
+// lane of the link does; counts its own failure when it is measured.
+asio::awaitable<bool> open_link(Worker* w, Lane* lane, int64_t timeout_ns, bool count) {
+  Link* link = lane->link;
+  if (link->connecting) {
+    co_await wait_for_connect(lane);
+    co_return link->conn->ready();
+  }
+  link->connecting = true;
   lane->timed_out = false;
   lane->deadline->arm_at(now_ns() + timeout_ns);
-  Outcome out = co_await lane->conn->connect();
+  Outcome out;
+  {
+    CancelScope scope(lane->cancel, close_connection, link->conn.get());
+    out = co_await link->conn->connect();
+  }
   lane->deadline->disarm();
+  link->connecting = false;
+  for (Lane* other : link->waiting) other->sleeper->cancel();
+  link->waiting.clear();
   if (out == Outcome::kOk) {
     ++w->connects;
-    lane->last_used_ns = now_ns();
+    link->last_used_ns = now_ns();
     co_return true;
   }
   if (count && !w->stopping && now_ns() >= w->measure_from_ns) w->stats.count_error(ErrorKind::kConnect);
@@ -117,7 +155,7 @@ asio::awaitable<bool> open_lane(Worker* w, Lane* lane, int64_t timeout_ns, bool 
 }
 
 asio::awaitable<void> initial_connect(const Shared* sh, Worker* w, Lane* lane) {
-  bool ok = co_await open_lane(w, lane, seconds_to_ns(sh->opts->connect_timeout_s), false);
+  bool ok = co_await open_link(w, lane, seconds_to_ns(sh->opts->connect_timeout_s), false);
   (void)ok;  // a failed lane retries, and counts, once the run starts
   // Deadline waits stay queued after disarm(), so run() would not return on
   // its own: stop it; the queued work carries over to phase 2.
@@ -125,7 +163,8 @@ asio::awaitable<void> initial_connect(const Shared* sh, Worker* w, Lane* lane) {
 }
 
 void lane_done(Worker* w, Lane* lane) {
-  lane->conn->close();
+  // The connection goes with the last lane on it: HTTP/2 neighbours may still be reading.
+  if (--lane->link->lanes == 0) lane->link->conn->close();
   lane->deadline.reset();  // cancels its pending wait so the loop can end
   if (--w->active == 0) {
     w->finished_ns = now_ns();
@@ -139,9 +178,10 @@ asio::awaitable<void> lane_loop(const Shared* sh, Worker* w, Lane* lane) {
   const int64_t connect_timeout_ns = seconds_to_ns(o.connect_timeout_s);
   RequestSchedule& schedule = *w->schedule;
   const bool open_loop = schedule.open_loop();
+  Link* link = lane->link;
   while (!w->stopping) {
-    if (!lane->conn->ready()) {
-      bool ok = co_await open_lane(w, lane, connect_timeout_ns, true);
+    if (!link->conn->ready()) {
+      bool ok = co_await open_link(w, lane, connect_timeout_ns, true);
       if (w->stopping) break;
       if (!ok) {
         co_await sleep_until(lane, now_ns() + kReconnectBackoffNs);
@@ -154,9 +194,9 @@ asio::awaitable<void> lane_loop(const Shared* sh, Worker* w, Lane* lane) {
       co_await sleep_until(lane, slot->intended_ns);
       if (w->stopping) break;
     }
-    if (now_ns() - lane->last_used_ns > kIdleProbeNs && !lane->conn->still_open()) {
+    if (now_ns() - link->last_used_ns > kIdleProbeNs && !link->conn->still_open()) {
       // Closed by the server while idle: reconnect, on this request's clock.
-      bool ok = co_await open_lane(w, lane, connect_timeout_ns, true);
+      bool ok = co_await open_link(w, lane, connect_timeout_ns, true);
       if (w->stopping) break;
       if (!ok) continue;  // counted as a connect error; the slot is given up
     }
@@ -170,10 +210,10 @@ asio::awaitable<void> lane_loop(const Shared* sh, Worker* w, Lane* lane) {
     lane->meter.begin(start_ns, lane->builder.expected_content_events(), rec);
     lane->timed_out = false;
     lane->deadline->arm_at(sent_ns + timeout_ns);
-    Outcome out = co_await lane->conn->exchange(req, lane->meter);
+    Outcome out = co_await link->conn->exchange(req, lane->meter, lane->cancel);
     lane->deadline->disarm();
     const int64_t end_ns = now_ns();
-    lane->last_used_ns = end_ns;
+    link->last_used_ns = end_ns;
     // In flight when the run ended: neither a result nor an error.
     if (w->stopping && out != Outcome::kOk) break;
     lane->meter.finish(out, lane->timed_out, end_ns);
@@ -203,8 +243,8 @@ using StartBarrier = std::barrier<SetStartTime>;
 void worker_thread(const Shared* sh, Worker* w, uint32_t index, StartBarrier* ready, Sync* sync) {
   const BenchOptions& o = *sh->opts;
   // Phase 1: open every connection, so that set-up is not part of the run.
-  w->connecting = static_cast<int>(w->lanes.size());
-  for (auto& lane : w->lanes) asio::co_spawn(w->ctx, initial_connect(sh, w, lane.get()), asio::detached);
+  w->connecting = static_cast<int>(w->links.size());
+  for (auto& link : w->links) asio::co_spawn(w->ctx, initial_connect(sh, w, link->first), asio::detached);
   w->ctx.run();
   w->ctx.restart();
 
@@ -305,25 +345,36 @@ Result<BenchResult> run_bench(const BenchOptions& o, RunControl control) {
   const uint32_t threads = o.threads;
   const uint32_t total = o.total_connections();
   std::vector<std::unique_ptr<Worker>> workers;
+  uint32_t link_index = 0;  // over all threads
   for (uint32_t j = 0; j < threads; ++j) {
     auto w = std::make_unique<Worker>();
-    uint32_t lanes = total / threads + (j < total % threads ? 1 : 0);
-    for (uint32_t i = 0; i < lanes; ++i) {
-      auto lane = std::make_unique<Lane>(*sh.tmpl);
+    uint32_t links = total / threads + (j < total % threads ? 1 : 0);
+    for (uint32_t i = 0; i < links; ++i, ++link_index) {
+      auto link = std::make_unique<Link>();
       ConnectParams cp;
       cp.executor = w->ctx.get_executor();
       cp.target = &sh.target;
       cp.endpoints = sh.endpoints;
       cp.tls = sh.tls.get();
       cp.verify_peer = !o.insecure;
-      lane->conn = make_h1_connection(cp);
-      Lane* raw = lane.get();
-      lane->deadline = std::make_unique<net::Deadline>(w->ctx.get_executor(), [raw] {
-        raw->timed_out = true;
-        raw->conn->close();
-      });
-      lane->sleeper.emplace(w->ctx);
-      w->lanes.push_back(std::move(lane));
+      link->conn = o.http2 ? make_h2_connection(cp, o.streams_per_connection) : make_h1_connection(cp);
+      // Closed loop: the concurrency spread evenly (at most --streams each).
+      // Open loop: each connection carries up to --streams requests at once.
+      link->lanes = static_cast<int>(o.closed_loop()
+                                         ? o.concurrency / total + (link_index < o.concurrency % total ? 1 : 0)
+                                         : o.streams_per_connection);
+      for (int k = 0; k < link->lanes; ++k) {
+        auto lane = std::make_unique<Lane>(*sh.tmpl, link.get());
+        Lane* raw = lane.get();
+        lane->deadline = std::make_unique<net::Deadline>(w->ctx.get_executor(), [raw] {
+          raw->timed_out = true;
+          raw->cancel.abandon();
+        });
+        lane->sleeper.emplace(w->ctx);
+        if (!link->first) link->first = raw;
+        w->lanes.push_back(std::move(lane));
+      }
+      w->links.push_back(std::move(link));
     }
     workers.push_back(std::move(w));
   }

@@ -4,7 +4,9 @@
 //   request_mix.h        seeded request shapes: prompt/output lengths, streaming
 //   schedule.h           which request to send next and when (closed/open loop)
 //   request_builder.h    OpenAI chat requests built into reused buffers
-//   client_connection.h  the protocol seam (HTTP/1.1 + TLS now; h2/h3 later)
+//   client_connection.h  the protocol seam: h1_connection.cc (HTTP/1.1, + TLS),
+//                        h2_connection.cc (HTTP/2: h2c, TLS + ALPN h2);
+//                        client_transport.h opens TCP (+ TLS) for both
 //   response_meter.h     per-request measurement: status, SSE events, TTFT, gaps
 //   histogram.h, stats.h what is measured, mergeable across threads
 //   runner.h             this file: threads and connection loops
@@ -12,10 +14,13 @@
 //
 // A run: T threads, each with its own io_context, its own share of the
 // connections and its own Stats. Connections are opened first; then all
-// threads start at one t0 and one coroutine per connection loops
+// threads start at one t0 and one coroutine per lane loops
 // claim slot -> (wait for its intended time) -> send -> read -> record.
+// A lane carries one request at a time: HTTP/1.1 has one lane per
+// connection, HTTP/2 up to --streams lanes share one, each on its own stream.
 // The Stats are merged when every thread is done. Nothing is allocated per
-// request once buffers have grown.
+// request once buffers have grown (HTTP/2: but inside nghttp2 and for the
+// response header fields the codec copies).
 #pragma once
 
 #include <cstdint>

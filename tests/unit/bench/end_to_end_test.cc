@@ -99,7 +99,7 @@ class EndToEnd : public ::testing::Test {
     return std::move(*r);
   }
 
-  static void expect_clean(const BenchResult& r) {
+  static void expect_clean(const BenchResult& r, double min_elapsed_s = 0.5) {
     const Stats& s = r.stats;
     EXPECT_GT(s.completed, 0u);
     EXPECT_EQ(s.total_errors(), 0u) << "connect " << s.error(ErrorKind::kConnect) << " reset "
@@ -116,7 +116,7 @@ class EndToEnd : public ::testing::Test {
     EXPECT_EQ(s.streams_extra_events, 0u);
     EXPECT_EQ(s.content_events, s.fidelity_expected);
     EXPECT_EQ(s.ttft.count(), s.streams);  // every drawn output has >= 1 token
-    EXPECT_GT(r.elapsed_s, 0.5);
+    EXPECT_GT(r.elapsed_s, min_elapsed_s);
   }
 
   static MockServer* mock_;
@@ -181,6 +181,125 @@ TEST_F(EndToEnd, ErrorsAreCountedByKind) {
   BenchResult status = run(o);
   EXPECT_GT(status.stats.error(ErrorKind::kNon2xx), 0u);
   EXPECT_EQ(status.stats.status_counts[429], status.stats.error(ErrorKind::kNon2xx));
+}
+
+// HTTP/2 (h2c with prior knowledge; the mock speaks both on one port).
+
+TEST_F(EndToEnd, Http2OneConnectionManyStreams) {
+  BenchOptions o = options();
+  o.http2 = true;
+  o.concurrency = 16;
+  o.streams_per_connection = 16;
+  o.duration_s = 1;
+  o.warmup_s = 0.1;
+  BenchResult r = run(o);
+  expect_clean(r);
+  EXPECT_EQ(r.connects, 1u);  // 16 requests in flight on one connection
+  EXPECT_EQ(r.stats.wait.count(), 0u);
+  EXPECT_NE(format_table(o, r).find("HTTP/2, closed loop, 16 requests in flight on 1 connection"), std::string::npos);
+  const std::string json = format_json(o, r, "test");
+  EXPECT_NE(json.find("\"protocol\": \"HTTP/2\""), std::string::npos);
+  EXPECT_NE(json.find("\"streams_per_connection\": 16"), std::string::npos);
+}
+
+// The same requests (seed, count) over both protocols: the same figures
+// wherever they do not depend on timing.
+TEST_F(EndToEnd, Http2CountsWhatHttp1Counts) {
+  BenchOptions h1 = options();
+  h1.concurrency = 8;
+  h1.requests = 200;
+  BenchOptions h2 = h1;
+  h2.http2 = true;
+  h2.streams_per_connection = 8;
+  BenchResult a = run(h1), b = run(h2);
+  expect_clean(a, 0);  // a request limit, not a duration
+  expect_clean(b, 0);
+  EXPECT_EQ(a.connects, 8u);
+  EXPECT_EQ(b.connects, 1u);
+  EXPECT_EQ(b.stats.completed, 200u);
+  EXPECT_EQ(b.stats.completed, a.stats.completed);
+  EXPECT_EQ(b.stats.streams, a.stats.streams);
+  EXPECT_EQ(b.stats.events, a.stats.events);
+  EXPECT_EQ(b.stats.content_events, a.stats.content_events);
+  EXPECT_EQ(b.stats.fidelity_expected, a.stats.fidelity_expected);
+  EXPECT_EQ(b.stats.ttft.count(), a.stats.ttft.count());
+  EXPECT_EQ(b.stats.gap.count(), a.stats.gap.count());
+  EXPECT_EQ(b.stats.latency.count(), a.stats.latency.count());
+  EXPECT_NE(format_table(h1, a).find("HTTP/1.1, closed loop, 8 connections"), std::string::npos);
+}
+
+TEST_F(EndToEnd, Http2ConnectionsFromConcurrency) {
+  BenchOptions o = options();
+  o.http2 = true;
+  o.concurrency = 10;
+  o.streams_per_connection = 4;  // 4 + 3 + 3 requests on 3 connections
+  o.threads = 2;
+  o.duration_s = 1;
+  BenchResult r = run(o);
+  expect_clean(r);
+  EXPECT_EQ(r.connects, 3u);
+}
+
+TEST_F(EndToEnd, Http2OpenLoop) {
+  BenchOptions o = options();
+  o.http2 = true;
+  o.rate = 200;
+  o.connections = 2;
+  o.streams_per_connection = 8;
+  o.duration_s = 1;
+  o.headers = {"x-mock-itl-ms: 1"};
+  BenchResult r = run(o);
+  expect_clean(r);
+  EXPECT_EQ(r.connects, 2u);
+  EXPECT_GT(r.stats.completed, 150u);
+  EXPECT_LE(r.stats.completed, 201u);
+  EXPECT_GE(r.stats.wait.count(), r.stats.completed);
+  EXPECT_GT(r.stats.gap.count(), 0u);
+  EXPECT_GT(r.stats.gap.percentile(50), 500'000);
+}
+
+// A reset stream or a timeout ends that stream only: the connection stays.
+TEST_F(EndToEnd, Http2ErrorsAreCountedByKind) {
+  BenchOptions o = options();
+  o.http2 = true;
+  o.concurrency = 2;
+  o.streams_per_connection = 2;
+  o.duration_s = 0.5;
+  o.stream_share = 1;
+  o.headers = {"x-mock-fail-after: 1"};
+  BenchResult reset = run(o);
+  EXPECT_GT(reset.stats.error(ErrorKind::kReset), 0u);
+  EXPECT_EQ(reset.stats.completed, 0u);
+  EXPECT_EQ(reset.connects, 1u);
+
+  o.headers = {"x-mock-ttft-ms: 2000"};
+  o.timeout_s = 0.1;
+  BenchResult timeout = run(o);
+  EXPECT_GT(timeout.stats.error(ErrorKind::kTimeout), 0u);
+  EXPECT_EQ(timeout.stats.error(ErrorKind::kReset), 0u);
+  EXPECT_EQ(timeout.connects, 1u);
+
+  o.timeout_s = 10;
+  o.headers = {"x-mock-status: 429"};
+  BenchResult status = run(o);
+  EXPECT_GT(status.stats.error(ErrorKind::kNon2xx), 0u);
+  EXPECT_EQ(status.stats.status_counts[429], status.stats.error(ErrorKind::kNon2xx));
+}
+
+TEST(EndToEndNoServer, Http2ConnectErrorsEndTheRunOnTime) {
+  BenchOptions o;
+  o.url = "http://127.0.0.1:1";
+  o.http2 = true;
+  o.concurrency = 4;
+  o.streams_per_connection = 2;
+  o.duration_s = 0.3;
+  ASSERT_TRUE(validate_options(o));
+  auto start = std::chrono::steady_clock::now();
+  auto r = run_bench(o);
+  ASSERT_TRUE(r);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_GT(r->stats.error(ErrorKind::kConnect), 0u);
+  EXPECT_EQ(r->stats.completed, 0u);
 }
 
 TEST(EndToEndNoServer, ConnectErrorsEndTheRunOnTime) {
