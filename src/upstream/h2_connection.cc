@@ -52,8 +52,9 @@ asio::awaitable<Status> H2Connection::connect(const tcp::endpoint& ep) {
   state_ = State::kConnecting;
   Status s = co_await io_.connect(ep);
   if (s && io_.tls() && io_.alpn() != "h2")
-    s = Status(Errc::kUnavailable, "upstream " + io_.sni() + " did not agree to HTTP/2 by ALPN (it offered " +
-                                       (io_.alpn().empty() ? std::string("nothing") : std::string(io_.alpn())) + ")");
+    s = Status(Errc::kUnavailable, "upstream " + io_.sni() + " did not agree to HTTP/2 by ALPN (" +
+                                       (io_.alpn().empty() ? std::string("it chose no protocol")
+                                                           : "it chose " + std::string(io_.alpn())) + ")");
   if (state_ == State::kClosed) co_return failure_;  // closed while connecting (the first request timed out)
   if (!s) {
     close(s);
