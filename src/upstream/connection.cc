@@ -41,7 +41,7 @@ asio::awaitable<Status> Connection::connect(const tcp::endpoint& ep) {
 asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bufs) {
   reusable_ = false;
   ++requests_;
-  auto ec = co_await io_.write(bufs);
+  auto [ec, n] = co_await io_.write(bufs);
   if (ec) {
     close();
     co_return Status(Errc::kClosed, "upstream write: " + ec.message());

@@ -190,7 +190,7 @@ asio::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> c) 
     c->codec_.produce(c->wbuf_, kWriteBatch);
     if (!c->wbuf_.empty()) {
       std::array<asio::const_buffer, 1> bufs{asio::buffer(c->wbuf_)};
-      auto ec = co_await c->io_.write(bufs);
+      auto [ec, n] = co_await c->io_.write(bufs);
       if (ec) {
         c->close(Status(Errc::kIo, "upstream HTTP/2 write: " + ec.message()));
         break;

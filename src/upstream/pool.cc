@@ -57,16 +57,16 @@ class H1Call final : public Call {
     co_return s;
   }
   bool opened_connection() const override { return !reused_; }
+  // These hand back the connection's own operations (no coroutine frame of
+  // their own on the per-request path).
   asio::awaitable<Status> send(const Request& r) override {
     head_ = http1_head(r);
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(head_), asio::buffer(r.body)};
-    co_return co_await c_->write(bufs);
+    bufs_ = {asio::buffer(head_), asio::buffer(r.body)};
+    return c_->write(bufs_);
   }
-  asio::awaitable<Status> read_head(bool request_was_head) override {
-    co_return co_await c_->read_head(request_was_head);
-  }
+  asio::awaitable<Status> read_head(bool request_was_head) override { return c_->read_head(request_was_head); }
   const http::ResponseHead& head() const override { return c_->head(); }
-  asio::awaitable<Result<std::string_view>> read_body() override { co_return co_await c_->read_body(); }
+  asio::awaitable<Result<std::string_view>> read_body() override { return c_->read_body(); }
   bool body_buffered() const override { return c_->body_buffered(); }
   void abort() override { c_->close(); }
   void complete() override { complete_ = true; }
@@ -78,6 +78,7 @@ class H1Call final : public Call {
   EndpointPool& pool_;
   std::unique_ptr<Connection> c_;
   std::string head_;
+  std::array<asio::const_buffer, 2> bufs_;
   bool reused_;
   bool complete_ = false;
 };

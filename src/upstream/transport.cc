@@ -38,19 +38,14 @@ asio::awaitable<Status> Transport::connect(const tcp::endpoint& ep) {
   co_return Status::ok();
 }
 
-asio::awaitable<std::pair<boost::system::error_code, size_t>> Transport::read_some(asio::mutable_buffer buf) {
-  boost::system::error_code ec;
-  size_t n = 0;
-  if (tls_) std::tie(ec, n) = co_await tls_->async_read_some(buf, kNoThrow);
-  else std::tie(ec, n) = co_await plain_.async_read_some(buf, kNoThrow);
-  co_return std::pair{ec, n};
+asio::awaitable<Transport::IoResult> Transport::read_some(asio::mutable_buffer buf) {
+  if (tls_) return tls_->async_read_some(buf, kNoThrow);
+  return plain_.async_read_some(buf, kNoThrow);
 }
 
-asio::awaitable<boost::system::error_code> Transport::write(std::span<const asio::const_buffer> bufs) {
-  boost::system::error_code ec;
-  if (tls_) std::tie(ec, std::ignore) = co_await asio::async_write(*tls_, bufs, kNoThrow);
-  else std::tie(ec, std::ignore) = co_await asio::async_write(plain_, bufs, kNoThrow);
-  co_return ec;
+asio::awaitable<Transport::IoResult> Transport::write(std::span<const asio::const_buffer> bufs) {
+  if (tls_) return asio::async_write(*tls_, bufs, kNoThrow);
+  return asio::async_write(plain_, bufs, kNoThrow);
 }
 
 void Transport::close() {

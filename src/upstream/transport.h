@@ -4,7 +4,7 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <utility>
+#include <tuple>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
@@ -29,8 +29,11 @@ class Transport {
 
   // TCP connect, then the TLS handshake.
   asio::awaitable<Status> connect(const tcp::endpoint& ep);
-  asio::awaitable<std::pair<boost::system::error_code, size_t>> read_some(asio::mutable_buffer buf);
-  asio::awaitable<boost::system::error_code> write(std::span<const asio::const_buffer> bufs);
+  // Not coroutines themselves: each returns the socket operation to await
+  // (no extra frame per read or write). `bufs` must outlive the await.
+  using IoResult = std::tuple<boost::system::error_code, size_t>;
+  asio::awaitable<IoResult> read_some(asio::mutable_buffer buf);
+  asio::awaitable<IoResult> write(std::span<const asio::const_buffer> bufs);
   // Closes the socket (no TLS close_notify: the peer treats a closed socket
   // the same way, and a shutdown handshake with a stalled peer could hang).
   void close();
