@@ -21,8 +21,7 @@ constexpr uint32_t kStreamWindow = 256 * 1024;
 
 H2Connection::H2Connection(asio::any_io_executor ex, asio::ssl::context* tls, std::string sni, const H2Settings& cfg)
     : cfg_(cfg),
-      opts_{.stream_window_bytes = kStreamWindow},
-      codec_(opts_, *this),
+      codec_(http::h2::ClientOptions{.stream_window_bytes = kStreamWindow}, *this),
       io_(ex, tls, std::move(sni)),
       scheme_(tls ? "https" : "http"),
       writer_(ex),

@@ -96,7 +96,6 @@ class H2Connection final : public http::h2::ClientEvents, public std::enable_sha
   // Streams first: they must outlive the codec, which points at them.
   std::unordered_map<int32_t, std::shared_ptr<H2Stream>> streams_;
   H2Settings cfg_;
-  http::h2::ClientOptions opts_;
   http::h2::ClientCodec codec_;
   Transport io_;
   std::string scheme_;

@@ -2,6 +2,7 @@
 (another sluice with a TLS listener, ALPN h2). One connection per endpoint
 carries many requests; a slow client stalls only its own stream; PINGs find
 a dead connection long before the request's own timeouts would."""
+import json
 import signal
 import socket
 import threading
@@ -310,3 +311,153 @@ def test_upstream_goaway_lets_the_stream_finish_and_new_requests_go_elsewhere(mo
         up.proc.stop()
         m.proc.stop()
         b.proc.stop()
+
+
+# ---- A different HTTP/2 implementation upstream: the pure-Python `h2` --------
+
+class PyH2Upstream:
+    """An h2c upstream written with the pure-Python `h2` library (not
+    nghttp2), answering chat completions, streaming or not, and recording
+    each request's header list and body. `window` is its INITIAL_WINDOW_SIZE:
+    small values make the gateway send request bodies under flow control."""
+
+    def __init__(self, window: int = 65535):
+        self.window = window
+        self.requests: list = []
+        self.connections = 0
+        self._lsock = socket.socket()
+        self._lsock.bind(("127.0.0.1", 0))
+        self._lsock.listen(16)
+        self.port = self._lsock.getsockname()[1]
+        self._conns: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self._lsock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.settings
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        # In force once the client acknowledges it (until then the client may
+        # use the default 64 KiB window, as RFC 9113 allows).
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.window})
+        c.sendall(conn.data_to_send())
+        pending = {}
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        pending[ev.stream_id] = {"headers": list(ev.headers), "body": b""}
+                    elif isinstance(ev, h2.events.DataReceived):
+                        pending[ev.stream_id]["body"] += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        self._answer(conn, ev.stream_id, pending.pop(ev.stream_id))
+                c.sendall(conn.data_to_send())
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def _answer(self, conn, sid, req):
+        self.requests.append(req)
+        body = json.loads(req["body"])
+        usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        if not body.get("stream"):
+            out = json.dumps({"object": "chat.completion", "model": body["model"], "usage": usage, "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "a b c"}, "finish_reason": "stop"}]})
+            conn.send_headers(sid, [(":status", "200"), ("content-type", "application/json")])
+            conn.send_data(sid, out.encode(), end_stream=True)
+            return
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "text/event-stream")])
+        chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+        chunks += [{"choices": [{"index": 0, "delta": {"content": w + " "}}]} for w in ("a", "b", "c")]
+        chunks += [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks += [{"choices": [], "usage": usage}]
+        for ch in chunks:
+            conn.send_data(sid, f"data: {json.dumps(ch)}\n\n".encode())
+        conn.send_data(sid, b"data: [DONE]\n\n", end_stream=True)
+
+    def close(self):
+        self._lsock.close()
+        for c in self._conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+
+def test_python_h2_upstream_interoperates(module_dir):
+    """Against an HTTP/2 stack other than nghttp2: the request goes out with
+    valid pseudo-headers, lowercase names and the gateway's own fields; the
+    answers (JSON and SSE) come back with usage accounted."""
+    up = PyH2Upstream()
+    g = start_gateway(module_dir, gateway_config(
+        endpoint=f"http://127.0.0.1:{up.port}/prefix",
+        upstream_extra='    api_key: "sk-upstream"\n    headers: {X-Team: infra}\n' + H2))
+    try:
+        r = chat(g.port, chat_body(), {"X-Custom-Thing": "kept", "Connection": "keep-alive"})
+        assert r.status == 200, r.body[:300]
+        assert r.json()["usage"]["total_tokens"] == 14
+        h = up.requests[-1]["headers"]
+        names = [k for k, _ in h]
+        d = dict(h)
+        assert names[:4] == [":method", ":scheme", ":authority", ":path"], names
+        assert d[":method"] == "POST" and d[":scheme"] == "http"
+        assert d[":authority"] == f"127.0.0.1:{up.port}"
+        assert d[":path"] == "/prefix/v1/chat/completions"
+        assert all(k == k.lower() for k in names), names
+        assert d["x-custom-thing"] == "kept" and d["x-team"] == "infra"
+        assert d["authorization"] == "Bearer sk-upstream"
+        assert d["x-request-id"] == r.headers["x-request-id"]
+        assert "connection" not in d and "host" not in d
+        assert json.loads(up.requests[-1]["body"])["model"] == "gpt-x"
+
+        before = g.metrics()
+        s = stream_chat(g.port, chat_body(stream=True))
+        assert_full_stream(s, 3)  # the usage chunk the gateway asked for is withheld
+        sent = json.loads(up.requests[-1]["body"])
+        assert sent["stream_options"]["include_usage"] is True
+        after = g.metrics()
+        assert metric_delta(before, after, "sluice_tokens_total", model="gpt-x", direction="output") == 3
+        assert up.connections == 1, "both requests on one connection"
+    finally:
+        g.proc.stop()
+        up.close()
+
+
+def test_request_body_larger_than_the_upstream_window(module_dir):
+    """An upstream that advertises a 16 KiB stream window: a 300 kB request
+    body crosses in window-sized pieces as the upstream acknowledges them."""
+    up = PyH2Upstream(window=16 * 1024)
+    g = start_gateway(module_dir, gateway_config(endpoint=f"http://127.0.0.1:{up.port}", upstream_extra=H2,
+                                                 timeouts={"ttft": "5s"}))
+    try:
+        # The connection is up and the 16 KiB window in force before the big body.
+        assert chat(g.port, chat_body()).status == 200
+        content = "".join(f"word{i} " for i in range(40000))
+        body = chat_body(content=content)
+        assert len(body) > 300_000
+        r = chat(g.port, body)
+        assert r.status == 200, r.body[:300]
+        assert up.requests[-1]["body"] == body
+        assert up.connections == 1
+    finally:
+        g.proc.stop()
+        up.close()

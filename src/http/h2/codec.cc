@@ -213,7 +213,7 @@ struct ServerCodec::Impl {
       : opts(o), ev(e), owner(c), resets(o.resets, now_s), control(o.control_frames, now_s),
         empty(o.empty_frames, now_s), now(now_s) {}
 
-  const Options& opts;
+  const Options opts;  // a copy: callers may pass a temporary
   ServerEvents& ev;
   ServerCodec& owner;
   nghttp2_session* session = nullptr;
@@ -532,7 +532,7 @@ namespace sluice::http::h2 {
 
 struct ClientCodec::Impl {
   Impl(const ClientOptions& o, ClientEvents& e, ClientCodec& c) : opts(o), ev(e), owner(c) {}
-  const ClientOptions& opts;
+  const ClientOptions opts;  // a copy: callers may pass a temporary
   ClientEvents& ev;
   ClientCodec& owner;
   nghttp2_session* session = nullptr;
