@@ -621,6 +621,7 @@ class SettingsBuilder {
     if (up.endpoints.empty()) r_.fail(endpoints, "no endpoints: add at least one URL");
 
     read_api_key(m, up);
+    if (!up.api_key.empty()) up.authorization = "Bearer " + up.api_key;
     if (const Field* h = m.find("headers")) read_headers(*h, up);
     if (const Field* t = m.find("tls")) read_tls(*t, up.tls);
     if (const Field* v = m.find("max_idle_per_endpoint"))

@@ -52,16 +52,15 @@ bool drop_response_header(std::string_view name, std::string_view connection_tok
 }
 
 // The client's end-to-end fields, then the gateway's own (credentials, extra
-// headers, request id). The views point into the request, the settings and
-// `bearer`.
-std::vector<http::Header> request_fields(const RequestContext& rc, const Upstream& up, const std::string& bearer) {
+// headers, request id). The views point into the request and the settings.
+std::vector<http::Header> request_fields(const RequestContext& rc, const Upstream& up) {
   const auto& req = rc.ex.request();
   std::vector<http::Header> f;
   f.reserve(req.headers.size() + up.headers.size() + 2);
   std::string_view conn_tokens = req.find("connection");
   for (const auto& h : req.headers)
     if (!drop_request_header(h.name, conn_tokens)) f.push_back(h);
-  if (!bearer.empty()) f.push_back({"authorization", bearer});
+  if (!up.authorization.empty()) f.push_back({"authorization", up.authorization});
   for (const auto& [k, v] : up.headers) f.push_back({k, v});
   f.push_back({"x-request-id", rc.request_id});
   return f;
@@ -143,8 +142,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
     ~HookGuard() { ex.set_abort_hook(nullptr); }
   } hook_guard{ex};
 
-  const std::string bearer = up.api_key.empty() ? std::string() : "Bearer " + up.api_key;
-  const std::vector<http::Header> fields = request_fields(rc, up, bearer);
+  const std::vector<http::Header> fields = request_fields(rc, up);
   const auto& creq = ex.request();
   upstream::Request req{.method = creq.method,
                         .headers = fields,

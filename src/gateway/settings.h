@@ -61,6 +61,7 @@ struct Upstream {
   std::vector<Endpoint> endpoints;
   std::string api_key;  // resolved (literal `api_key` or the value of env var `api_key_env`);
                         // sent as "Authorization: Bearer <key>"; empty = none
+  std::string authorization;  // "Bearer <api_key>" (built once at load), empty = none
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers added to each
                                                              // upstream request; names lowercase
   TlsClient tls;

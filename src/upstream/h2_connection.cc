@@ -42,13 +42,11 @@ void H2Connection::detach() {
 void H2Connection::remove_waiter(net::Waker* w) { std::erase(waiters_, w); }
 
 void H2Connection::wake_waiters() {
-  auto ws = waiters_;
-  for (net::Waker* w : ws) w->wake();
+  for (net::Waker* w : waiters_) w->wake();  // (waiters resume later: the list does not change here)
 }
 
 asio::awaitable<Status> H2Connection::connect(const tcp::endpoint& ep) {
   auto self = shared_from_this();  // the pool may drop it meanwhile
-  state_ = State::kConnecting;
   Status s = co_await io_.connect(ep);
   if (s && io_.tls() && io_.alpn() != "h2")
     s = Status(Errc::kUnavailable, "upstream " + io_.sni() + " did not agree to HTTP/2 by ALPN (" +
@@ -154,7 +152,6 @@ void H2Connection::on_closed(http::h2::ClientStream& s) {
   static_cast<H2Stream*>(s.user)->waker.wake();
   streams_.erase(s.id);  // a request still running holds its own reference
 }
-void H2Connection::on_ping_ack() { ping_outstanding_ = false; }
 void H2Connection::on_goaway(int32_t, uint32_t) {
   // No new streams; nghttp2 closes those above last_stream_id as refused.
   wake_waiters();

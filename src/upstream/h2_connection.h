@@ -64,7 +64,7 @@ class H2Connection final : public http::h2::ClientEvents, public std::enable_sha
   // Connects and starts the reader and writer (the first request does it;
   // the others wait_ready()).
   asio::awaitable<Status> connect(const tcp::endpoint& ep);
-  // For a kNew connection: marks it as connecting, so others wait.
+  // For a kNew connection: marks it as connecting (before resolving), so others wait.
   void begin_connect() { state_ = State::kConnecting; }
   void add_waiter(net::Waker* w) { waiters_.push_back(w); }
   void remove_waiter(net::Waker* w);
@@ -81,7 +81,6 @@ class H2Connection final : public http::h2::ClientEvents, public std::enable_sha
   void on_head(http::h2::ClientStream& s) override;
   void on_progress(http::h2::ClientStream& s) override;
   void on_closed(http::h2::ClientStream& s) override;
-  void on_ping_ack() override;
   void on_goaway(int32_t last_stream_id, uint32_t code) override;
 
  private:
