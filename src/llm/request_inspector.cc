@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/json_escape.h"
 #include "llm/json_support.h"
 #include "llm/token_estimate.h"
 
@@ -265,6 +266,7 @@ bool model_required(ApiKind kind) { return kind != ApiKind::kOther; }
 // The fields as last seen; prompt text is per field so a duplicate replaces it.
 struct Fields {
   std::optional<std::string_view> model;  // points into the parser's string buffer
+  const char* model_token = nullptr;        // the value's opening quote, in the input
   bool stream = false;
   bool include_usage = false;
   std::optional<int64_t> max_tokens;
@@ -279,9 +281,11 @@ Status read_field(ApiKind kind, Field which, od::value& v, Fields& out) {
       if (!type_of(v, t)) return not_json();
       if (t == json_type::null && !model_required(kind)) {
         out.model.reset();
+        out.model_token = nullptr;
         return Status::ok();
       }
       if (t != json_type::string) return invalid("'model' must be a string");
+      out.model_token = v.raw_json_token().data();
       std::string_view model;
       if (v.get_string().get(model) != SUCCESS) return invalid("'model' is not a valid JSON string");
       out.model = model;
@@ -337,7 +341,16 @@ Result<RequestInfo> inspect_with(od::parser& parser, ApiKind kind, const detail:
   if (doc.current_location().get(trailing) == SUCCESS) return not_json();
 
   RequestInfo info;
-  if (fields.model) info.model.assign(*fields.model);
+  if (fields.model) {
+    info.model.assign(*fields.model);
+    // The token is a valid JSON string (simdjson checked it): its end is the
+    // first quote not escaped by a backslash.
+    const char* base = in.data();
+    const size_t open = static_cast<size_t>(fields.model_token - base);
+    size_t at = open + 1;
+    while (at < in.size() && base[at] != '"') at += base[at] == '\\' ? 2 : 1;
+    if (at < in.size()) info.model_span = {open, at + 1 - open};
+  }
   if (model_required(kind) && info.model.empty()) return invalid("'model' is required");
   info.stream = fields.stream;
   info.include_usage = fields.include_usage;
@@ -464,6 +477,17 @@ void insert_first_member(std::string& body, size_t open, std::string_view member
 }
 
 }  // namespace
+
+bool rewrite_model(std::string& body, const RequestInfo& info, std::string_view model) {
+  if (info.model_span.length == 0 || info.model == model) return false;
+  const auto [at, length] = info.model_span;
+  if (at + length > body.size() || body[at] != '"' || body[at + length - 1] != '"') return false;
+  std::string token = "\"";
+  json_escape_append(token, model);
+  token += '"';
+  body.replace(at, length, token);
+  return true;
+}
 
 bool ensure_stream_usage(std::string& body) {
   UsageSite site;

@@ -36,6 +36,12 @@ struct RequestInfo {
   // estimate_tokens_for_bytes(prompt_chars), plus one per token id where
   // "prompt"/"input" is given as token ids (an array of integers, or of arrays).
   int64_t estimated_prompt_tokens = 0;
+  // Where the effective "model" value (a JSON string token, quotes included)
+  // sits in the body; length 0 when there is none.
+  struct Span {
+    size_t at = 0;
+    size_t length = 0;
+  } model_span;
 };
 
 // Reads `body` with simdjson On-Demand, visiting each top-level field once.
@@ -60,6 +66,12 @@ struct RequestInfo {
 //
 // Must never crash or read out of bounds on any input (it is fuzzed).
 Result<RequestInfo> inspect_request(ApiKind kind, const std::string& body);
+
+// Replaces the "model" value that inspect_request() found at info.model_span
+// with `model` (JSON-escaped), leaving every other byte as it was. Call it
+// before any other edit of the body (the span is an offset into the body as
+// inspected). Returns true if it changed the body.
+bool rewrite_model(std::string& body, const RequestInfo& info, std::string_view model);
 
 // Makes an upstream report usage in a stream even when the client did not ask:
 // afterwards the body has stream_options.include_usage == true. Edits bytes in

@@ -1,13 +1,16 @@
-// Fuzzes the request inspector and the include_usage rewrite.
+// Fuzzes the request inspector and the two body rewrites.
 //
 // Input: byte 0 picks the ApiKind (low two bits) and whether the body has
 // spare capacity (bit 2, so both the in-place and the copying path run); the
-// rest is the body. Any accepted streaming request without include_usage is
-// rewritten by ensure_stream_usage() and must then inspect the same, with
+// rest is the body. Any accepted request with a model has its model rewritten
+// by rewrite_model() (as an alias is) and must then inspect the same but for
+// the new model. Any accepted streaming request without include_usage is then
+// rewritten by ensure_stream_usage() and must inspect the same, with
 // include_usage true.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include <simdjson.h>
 
@@ -51,6 +54,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(info->prompt_chars >= 0 && info->estimated_prompt_tokens >= 0);
   check(!info->max_tokens || *info->max_tokens >= 0);
   check(kind == ApiKind::kOther || !info->model.empty());
+  check(info->model.empty() == (info->model_span.length == 0));
+
+  if (!info->model.empty()) {
+    // A name with characters that need escaping, so the escaper runs too.
+    static constexpr std::string_view kNew = "org/m\"x\u00e9";
+    check(sluice::llm::rewrite_model(body, *info, kNew) == (info->model != kNew));
+    auto renamed = sluice::llm::inspect_request(kind, body);
+    check(renamed.has_value());
+    check(renamed->model == kNew);
+    RequestInfo expect = *info;
+    expect.model = kNew;
+    check(same_request(expect, *renamed) && renamed->include_usage == info->include_usage);
+    info = std::move(renamed);
+  }
   if (!info->stream || info->include_usage) return 0;
 
   check(sluice::llm::ensure_stream_usage(body));

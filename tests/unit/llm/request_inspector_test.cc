@@ -529,3 +529,66 @@ TEST(EnsureStreamUsageTest, LeavesOtherBodiesAlone) {
 
 }  // namespace
 }  // namespace sluice::llm
+
+// ---- rewrite_model ------------------------------------------------------------
+
+namespace sluice::llm {
+namespace {
+
+// Rewrites the effective "model" value and nothing else, byte for byte.
+std::string rewritten(std::string body, std::string_view to) {
+  auto info = inspect_request(ApiKind::kChatCompletions, body);
+  EXPECT_TRUE(info.has_value()) << info.status().message();
+  if (!info) return body;
+  rewrite_model(body, *info, to);
+  auto again = inspect_request(ApiKind::kChatCompletions, body);
+  EXPECT_TRUE(again.has_value()) << body;
+  if (again) EXPECT_EQ(again->model, to) << body;
+  return body;
+}
+
+TEST(RewriteModel, ReplacesOnlyTheModelValue) {
+  EXPECT_EQ(rewritten(R"({"model":"llama3","messages":[]})", "meta-llama/Meta-Llama-3.1-8B-Instruct"),
+            R"({"model":"meta-llama/Meta-Llama-3.1-8B-Instruct","messages":[]})");
+  // Spacing, key order and other fields stay as the client wrote them.
+  EXPECT_EQ(rewritten("{ \"messages\" : [ ] ,\n \"model\" :  \"a\" , \"x\":\"model\" }", "bb"),
+            "{ \"messages\" : [ ] ,\n \"model\" :  \"bb\" , \"x\":\"model\" }");
+  // Escapes inside the old value; the new one is escaped.
+  EXPECT_EQ(rewritten(R"({"model":"l\"3\\","messages":[]})", "q\"x"), R"({"model":"q\"x","messages":[]})");
+  EXPECT_EQ(rewritten(R"({"model":"ll\u0061ma","messages":[]})", "z"), R"({"model":"z","messages":[]})");
+  // A duplicated key: the last one is what the upstream reads, so that one changes.
+  EXPECT_EQ(rewritten(R"({"model":"a","model":"b","messages":[]})", "c"), R"({"model":"a","model":"c","messages":[]})");
+  // An escaped key is the same key.
+  EXPECT_EQ(rewritten(R"({"mod\u0065l":"a","messages":[]})", "c"), R"({"mod\u0065l":"c","messages":[]})");
+}
+
+TEST(RewriteModel, NothingToDo) {
+  std::string body = R"({"model":"same","messages":[]})";
+  auto info = inspect_request(ApiKind::kChatCompletions, body);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_FALSE(rewrite_model(body, *info, "same"));
+  // No model at all (pass-through paths).
+  std::string other = R"({"file":"x"})";
+  auto oi = inspect_request(ApiKind::kOther, other);
+  ASSERT_TRUE(oi.has_value());
+  EXPECT_EQ(oi->model_span.length, 0u);
+  EXPECT_FALSE(rewrite_model(other, *oi, "m"));
+  EXPECT_EQ(other, R"({"file":"x"})");
+  // A model that the last occurrence set to null.
+  std::string nulled = R"({"model":"a","model":null})";
+  auto ni = inspect_request(ApiKind::kOther, nulled);
+  ASSERT_TRUE(ni.has_value());
+  EXPECT_FALSE(rewrite_model(nulled, *ni, "m"));
+}
+
+TEST(RewriteModel, ThenUsageInsertionStillWorks) {
+  std::string body = R"({"model":"a","stream":true,"messages":[]})";
+  auto info = inspect_request(ApiKind::kChatCompletions, body);
+  ASSERT_TRUE(info.has_value());
+  ASSERT_TRUE(rewrite_model(body, *info, "longer-name"));
+  ASSERT_TRUE(ensure_stream_usage(body));
+  EXPECT_EQ(body, R"({"stream_options":{"include_usage":true},"model":"longer-name","stream":true,"messages":[]})");
+}
+
+}  // namespace
+}  // namespace sluice::llm
