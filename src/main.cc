@@ -1,11 +1,13 @@
 // Wiring only: command line -> settings -> gateway (+ the embedded mock model).
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "control/config_loader.h"
+#include "control/version.h"
 #include "gateway/gateway.h"
 #include "mock/mock_handler.h"
 
@@ -19,50 +21,56 @@ boost::asio::awaitable<void> serve_mock(const sluice::mock::MockOptions* opts, s
 
 int main(int argc, char** argv) {
   CLI::App app{"sluice: an OpenAI-compatible LLM gateway"};
-  std::string config_file, check_file, listen, admin, port_file, access_log;
-  int workers = -1;
+  std::string config_file, check_file, port_file;
+  sluice::control::LoadOptions load;
+  // Overrides are taken as text and checked by the config loader, with the
+  // same rules as the keys they replace.
+  auto override_option = [&](const char* flag, std::optional<std::string>& into, const char* help) {
+    app.add_option_function<std::string>(flag, [&into](const std::string& v) { into = v; }, help);
+  };
   app.add_option("--config,-c", config_file, "YAML configuration (default: embedded, routes every model to the built-in mock)");
-  app.add_option("--check-config", check_file, "validate a configuration file and exit");
-  app.add_option("--listen", listen, "override server.listen (host:port)");
-  app.add_option("--admin", admin, "override server.admin_listen (host:port)");
-  app.add_option("--workers", workers, "override server.workers (0 = one per core)");
-  app.add_option("--access-log", access_log, "override server.access_log (stdout|stderr|off|PATH)");
+  app.add_option("--check-config", check_file,
+                 "validate a configuration file (with any overrides) and exit; unset api_key_env variables are warnings");
+  override_option("--listen", load.listen, "override server.listen (IP:port)");
+  override_option("--admin", load.admin_listen, "override server.admin_listen (IP:port)");
+  override_option("--workers", load.workers, "override server.workers (0 = one per core)");
+  override_option("--access-log", load.access_log, "override server.access_log (stdout|stderr|off|PATH)");
   app.add_option("--port-file", port_file, "write {\"api\":PORT,\"admin\":PORT} here once listening");
+  bool version = false;
+  app.add_flag("--version,-V", version, "print version, git commit, build mode and library versions, and exit");
   CLI11_PARSE(app, argc, argv);
 
-  if (!check_file.empty()) {
-    auto s = sluice::control::load_config_file(check_file);
-    if (!s) {
-      std::fprintf(stderr, "%s\n", s.status().message().c_str());
-      return 1;
-    }
-    std::printf("%s: OK (%zu upstreams, %zu models)\n", check_file.c_str(), s->upstreams.size(), s->models.size());
+  if (version) {
+    std::fputs(sluice::control::version_text().c_str(), stdout);
     return 0;
   }
 
-  sluice::gateway::Settings settings;
-  if (config_file.empty()) {
-    settings = sluice::control::embedded_default_settings();
-  } else {
-    auto s = sluice::control::load_config_file(config_file);
+  if (!check_file.empty()) {
+    load.check_only = true;
+    auto s = sluice::control::load_config_file(check_file, load);
     if (!s) {
       std::fprintf(stderr, "%s\n", s.status().message().c_str());
       return 1;
     }
-    settings = std::move(*s);
+    for (const std::string& w : s->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    std::printf("%s: OK (%zu upstreams, %zu models%s)\n", check_file.c_str(), s->upstreams.size(), s->models.size(),
+                s->warnings.empty() ? "" : ", with warnings");
+    return 0;
   }
-  if (!listen.empty()) settings.server.listen = listen;
-  if (!admin.empty()) settings.server.admin_listen = admin;
-  if (workers >= 0) settings.server.workers = static_cast<uint32_t>(workers);
-  if (!access_log.empty()) settings.server.access_log = access_log;
-  settings.index_models();
+
+  auto loaded = config_file.empty() ? sluice::control::load_embedded_default(load)
+                                    : sluice::control::load_config_file(config_file, load);
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.status().message().c_str());
+    return 1;
+  }
 
   static const sluice::mock::MockOptions mock_options;
   sluice::gateway::GatewayOptions opts;
   opts.port_file = port_file;
   opts.builtin_backend = [](sluice::http::Exchange& ex) { return serve_mock(&mock_options, ex); };
 
-  sluice::gateway::Gateway gw(std::make_shared<const sluice::gateway::Settings>(std::move(settings)), std::move(opts));
+  sluice::gateway::Gateway gw(std::make_shared<const sluice::gateway::Settings>(std::move(*loaded)), std::move(opts));
   sluice::Status st = gw.start();
   if (!st) {
     std::fprintf(stderr, "sluice: %s\n", st.message().c_str());

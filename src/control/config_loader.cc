@@ -38,7 +38,9 @@ upstreams:
   - name: mock
     endpoints: ["builtin:mock"]
 models:
-  - name: "*"
+  - name: mock-1            # the mock's own model, listed by GET /v1/models
+    upstream: mock
+  - name: "*"               # any other name reaches the mock too
     upstream: mock
 )";
 
@@ -206,6 +208,7 @@ std::string parse_listen(std::string_view text, ListenAddr& out) {
   std::string why = split_host_port(text, out.host, port, has_port, bracketed);
   if (!why.empty()) return why + " (" + expected + ")";
   if (!has_port) return "missing port (" + expected + ")";
+  if (!bracketed && out.host == "localhost") out.host = "127.0.0.1";  // as the listener reads it
   if (!bracketed && !is_ipv4(out.host))
     return "host " + in_quotes(out.host) + " is not an IP address (" + expected + ")";
   std::optional<uint64_t> p = parse_u64(port);
@@ -260,6 +263,9 @@ std::string parse_endpoint(std::string_view url, gateway::Endpoint& ep) {
       return "invalid character " + in_quotes(std::string(1, static_cast<char>(c))) +
              " in the URL path";
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  // SDK base URLs end in /v1, and request paths already start with it: a
+  // trailing /v1 is the API root, not a prefix (http://h:8000/v1 == http://h:8000).
+  if (path.ends_with("/v1")) path.remove_suffix(3);
   ep.path_prefix = std::string(path);
   return "";
 }
@@ -300,6 +306,15 @@ class Reader {
   }
   [[noreturn]] void fail(const Field& f, std::string_view what) const {
     fail(f.mark, f.path, what);
+  }
+  // "FILE:LINE:COL: path: " for a message that is not an error (a warning).
+  std::string where(const Field& f) const {
+    int line = f.mark.is_null() ? 0 : f.mark.line, col = f.mark.is_null() ? 0 : f.mark.column;
+    return source_ + ":" + std::to_string(line + 1) + ":" + std::to_string(col + 1) + ": " + f.path + ": ";
+  }
+  // A command-line override, checked by the same rules as the key it replaces.
+  [[noreturn]] void fail_flag(std::string_view flag, std::string_view what) const {
+    throw ConfigError{std::string(flag) + ": " + std::string(what)};
   }
 
   // `allowed` empty = any key (e.g. header names).
@@ -440,7 +455,8 @@ class Reader {
 // Builds Settings from the document root, validating as it goes.
 class SettingsBuilder {
  public:
-  SettingsBuilder(const Reader& r, std::string_view source) : r_(r) {
+  SettingsBuilder(const Reader& r, std::string_view source, const LoadOptions& options)
+      : r_(r), options_(options) {
     s_.source = std::string(source);
   }
 
@@ -448,8 +464,9 @@ class SettingsBuilder {
     Field top{root, "", root.Mark(), root.Mark()};
     if (is_empty(root))
       r_.fail(top, "the config is empty: expected a mapping with 'upstreams' and 'models'");
-    Mapping m = r_.mapping(top, {"server", "timeouts", "upstreams", "models"});
+    Mapping m = r_.mapping(top, {"server", "timeouts", "upstreams", "models", "default_upstream"});
     if (const Field* f = m.find("server")) read_server(*f);
+    apply_overrides(m.find("server"));
     if (const Field* f = m.find("timeouts")) read_timeouts(*f, s_.default_timeouts);
     if (const Field* f = m.find("upstreams"))
       for (const Field& u : r_.sequence(*f)) read_upstream(u);
@@ -458,6 +475,12 @@ class SettingsBuilder {
       for (const Field& route : r_.sequence(*models)) read_model(route);
     if (s_.models.empty())
       r_.fail(models ? models->mark : root.Mark(), "models", "no models: add at least one route");
+    if (const Field* f = m.find("default_upstream")) {
+      gateway::ModelRoute route;
+      route.upstream = upstream_named(*f);
+      route.timeouts = s_.upstreams[route.upstream].timeouts;
+      s_.default_route = std::move(route);
+    }
     s_.index_models();
     return std::move(s_);
   }
@@ -470,22 +493,17 @@ class SettingsBuilder {
     gateway::Server& sv = s_.server;
     const Field* listen = m.find("listen");
     const Field* admin = m.find("admin_listen");
-    if (listen) sv.listen = r_.text(*listen, "an address like 0.0.0.0:8080");
-    if (admin) sv.admin_listen = r_.text(*admin, "an address like 127.0.0.1:9901");
-    ListenAddr a, b;
-    if (std::string why = parse_listen(sv.listen, a); !why.empty()) r_.fail(*listen, why);
-    if (std::string why = parse_listen(sv.admin_listen, b); !why.empty()) r_.fail(*admin, why);
-    auto wildcard = [](const std::string& h) { return h == "0.0.0.0" || h == "::"; };
-    if (a.port != 0 && a.port == b.port &&
-        (a.host == b.host || wildcard(a.host) || wildcard(b.host)))
-      r_.fail(admin    ? *admin
-              : listen ? *listen
-                       : f,
-              "admin_listen " + in_quotes(sv.admin_listen) + " overlaps listen " +
-                  in_quotes(sv.listen) + ": give the admin endpoint its own port");
-
+    ListenAddr a;
+    if (listen) {
+      sv.listen = r_.text(*listen, "an address like 0.0.0.0:8080");
+      if (std::string why = parse_listen(sv.listen, a); !why.empty()) r_.fail(*listen, why);
+    }
+    if (admin) {
+      sv.admin_listen = r_.text(*admin, "an address like 127.0.0.1:9901");
+      if (std::string why = parse_listen(sv.admin_listen, a); !why.empty()) r_.fail(*admin, why);
+    }
     if (const Field* v = m.find("workers"))
-      sv.workers = static_cast<uint32_t>(r_.integer(*v, 0, 256));
+      sv.workers = static_cast<uint32_t>(r_.integer(*v, 0, kMaxWorkers));
     if (const Field* v = m.find("max_header_bytes")) sv.max_header_bytes = r_.size(*v);
     if (const Field* v = m.find("max_headers"))
       sv.max_headers =
@@ -494,7 +512,10 @@ class SettingsBuilder {
     if (const Field* v = m.find("header_timeout")) sv.header_timeout = r_.duration(*v);
     if (const Field* v = m.find("idle_timeout")) sv.idle_timeout = r_.duration(*v);
     if (const Field* v = m.find("drain_timeout")) sv.drain_timeout = r_.duration(*v);
-    if (const Field* v = m.find("access_log")) sv.access_log = read_access_log(*v);
+    if (const Field* v = m.find("access_log")) {
+      sv.access_log = r_.text(*v, "stdout, stderr, off or a file path");
+      if (std::string why = check_access_log(sv.access_log); !why.empty()) r_.fail(*v, why);
+    }
     sv.h2.max_header_list_bytes = static_cast<uint32_t>(std::min<uint64_t>(sv.max_header_bytes, 1u << 30));
     sv.h2.max_headers = sv.max_headers;
     if (const Field* v = m.find("http2")) read_http2(*v, sv);
@@ -543,8 +564,7 @@ class SettingsBuilder {
     t.listen = r_.text(listen, "an address like 0.0.0.0:8443");
     ListenAddr a;
     if (std::string why = parse_listen(t.listen, a); !why.empty()) r_.fail(listen, why);
-    if (a.port != 0 && (t.listen == sv.listen || t.listen == sv.admin_listen))
-      r_.fail(listen, "tls.listen " + in_quotes(t.listen) + " must differ from listen and admin_listen");
+    tls_listen_field_ = listen;  // checked against the other listeners after the overrides
     const Field& certs = r_.require(m, "certificates");
     for (const Field& c : r_.sequence(certs)) {
       Mapping cm = r_.mapping(c, {"cert_file", "key_file"});
@@ -568,17 +588,71 @@ class SettingsBuilder {
     if (const Field* v = m.find("reload_check")) t.reload_check = r_.duration(*v);
   }
 
-  std::string read_access_log(const Field& f) {
-    std::string log = r_.text(f, "stdout, stderr, off or a file path");
-    if (log == "stdout" || log == "stderr" || log == "off") return log;
+  // Command-line overrides replace the config's values and pass the same
+  // checks; then the listeners are checked against each other, wherever
+  // their addresses came from.
+  void apply_overrides(const Field* server) {
+    gateway::Server& sv = s_.server;
+    ListenAddr a;
+    auto address = [&](const std::optional<std::string>& flag_value, const char* flag, std::string& out) {
+      if (!flag_value) return;
+      if (std::string why = parse_listen(*flag_value, a); !why.empty()) r_.fail_flag(flag, why);
+      out = *flag_value;
+    };
+    address(options_.listen, "--listen", sv.listen);
+    address(options_.admin_listen, "--admin", sv.admin_listen);
+    if (options_.workers) {
+      std::optional<uint64_t> n = parse_u64(trim(*options_.workers));
+      if (!n || *n > kMaxWorkers)
+        r_.fail_flag("--workers", "expected an integer from 0 to " + std::to_string(kMaxWorkers) +
+                                      " (0 = one per core), got " + in_quotes(*options_.workers));
+      sv.workers = static_cast<uint32_t>(*n);
+    }
+    if (options_.access_log) {
+      if (options_.access_log->empty()) r_.fail_flag("--access-log", "expected stdout, stderr, off or a file path");
+      if (std::string why = check_access_log(*options_.access_log); !why.empty()) r_.fail_flag("--access-log", why);
+      sv.access_log = *options_.access_log;
+    }
+
+    ListenAddr api, admin;
+    (void)parse_listen(sv.listen, api);
+    (void)parse_listen(sv.admin_listen, admin);
+    auto wildcard = [](const std::string& h) { return h == "0.0.0.0" || h == "::"; };
+    if (api.port != 0 && api.port == admin.port &&
+        (api.host == admin.host || wildcard(api.host) || wildcard(admin.host))) {
+      std::string why = "admin_listen " + in_quotes(sv.admin_listen) + " overlaps listen " + in_quotes(sv.listen) +
+                        ": give the admin endpoint its own port";
+      if (options_.admin_listen || options_.listen) r_.fail_flag(options_.admin_listen ? "--admin" : "--listen", why);
+      Field where = server ? *server : Field{};
+      if (server) {
+        Mapping m = r_.mapping(*server);
+        if (const Field* f = m.find("admin_listen")) where = *f;
+        else if (const Field* f = m.find("listen")) where = *f;
+      }
+      r_.fail(where, why);
+    }
+    if (!sv.tls.listen.empty() && (sv.tls.listen == sv.listen || sv.tls.listen == sv.admin_listen)) {
+      ListenAddr t;
+      (void)parse_listen(sv.tls.listen, t);
+      if (t.port != 0) {
+        std::string why = "tls.listen " + in_quotes(sv.tls.listen) + " must differ from listen and admin_listen";
+        if (options_.admin_listen || options_.listen) r_.fail_flag(options_.listen ? "--listen" : "--admin", why);
+        r_.fail(tls_listen_field_, why);
+      }
+    }
+  }
+
+  // Why `log` cannot be an access log destination, or "".
+  static std::string check_access_log(const std::string& log) {
+    if (log == "stdout" || log == "stderr" || log == "off") return "";
     namespace fs = std::filesystem;
     std::error_code ec;
     if (log.back() == '/' || fs::is_directory(log, ec))
-      r_.fail(f, in_quotes(log) + " is a directory (expected stdout, stderr, off or a file path)");
+      return in_quotes(log) + " is a directory (expected stdout, stderr, off or a file path)";
     fs::path dir = fs::path(log).parent_path();
     if (!dir.empty() && !fs::is_directory(dir, ec))
-      r_.fail(f, "directory " + in_quotes(dir.string()) + " of the access log does not exist");
-    return log;
+      return "directory " + in_quotes(dir.string()) + " of the access log does not exist";
+    return "";
   }
 
   // Overrides the fields present in `f`, leaving the others as inherited.
@@ -681,6 +755,13 @@ class SettingsBuilder {
         r_.fail(*env,
                 in_quotes(var) + " is not an environment variable name (letters, digits, '_')");
       const char* v = std::getenv(var.c_str());
+      if (!v && options_.check_only) {
+        // Configs are checked where the secrets are not (CI): a warning here,
+        // an error at start-up.
+        s_.warnings.push_back(r_.where(*env) + "environment variable " + var +
+                              " is not set (it must hold the upstream's API key when sluice starts)");
+        return;
+      }
       if (!v)
         r_.fail(*env, "environment variable " + var +
                           " is not set (it should hold the upstream's API key)");
@@ -737,7 +818,7 @@ class SettingsBuilder {
   }
 
   void read_model(const Field& f) {
-    Mapping m = r_.mapping(f, {"name", "aliases", "upstream", "timeouts"});
+    Mapping m = r_.mapping(f, {"name", "aliases", "upstream", "upstream_model", "timeouts"});
     gateway::ModelRoute route;
     const Field& name = r_.require(m, "name");
     route.name = model_name(name);
@@ -752,23 +833,29 @@ class SettingsBuilder {
         claim_model_name(alias, route.aliases.back());
       }
     }
-    const Field& upstream = r_.require(m, "upstream");
-    std::string up = r_.text(upstream, "an upstream name");
+    route.upstream = upstream_named(r_.require(m, "upstream"));
+    route.upstream_model = route.name == "*" ? "" : route.name;
+    if (const Field* v = m.find("upstream_model")) route.upstream_model = model_name(*v);
+    if (route.upstream_model == "*") r_.fail(*m.find("upstream_model"), "upstream_model must be a model name, not '*'");
+    route.timeouts = s_.upstreams[route.upstream].timeouts;
+    if (const Field* t = m.find("timeouts")) read_timeouts(*t, route.timeouts);
+    s_.models.push_back(std::move(route));
+  }
+
+  // The index of the upstream named by `f`, or a config error listing the known ones.
+  size_t upstream_named(const Field& f) {
+    std::string up = r_.text(f, "an upstream name");
     auto it = upstream_index_.find(up);
     if (it == upstream_index_.end()) {
       std::vector<std::string_view> known;
       for (const gateway::Upstream& u : s_.upstreams) known.push_back(u.name);
       std::string list;
       for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      r_.fail(upstream,
-              "unknown upstream " + in_quotes(up) +
-                  (known.empty() ? " (no upstreams are defined)" : " (defined: " + list + ")") +
-                  suggestion(up, known));
+      r_.fail(f, "unknown upstream " + in_quotes(up) +
+                     (known.empty() ? " (no upstreams are defined)" : " (defined: " + list + ")") +
+                     suggestion(up, known));
     }
-    route.upstream = it->second;
-    route.timeouts = s_.upstreams[it->second].timeouts;
-    if (const Field* t = m.find("timeouts")) read_timeouts(*t, route.timeouts);
-    s_.models.push_back(std::move(route));
+    return it->second;
   }
 
   std::string model_name(const Field& f) {
@@ -788,14 +875,18 @@ class SettingsBuilder {
                      it->second.first + " at line " + std::to_string(it->second.second + 1) + ")");
   }
 
+  static constexpr uint64_t kMaxWorkers = 256;
+
   const Reader& r_;
+  const LoadOptions& options_;
   gateway::Settings s_;
+  Field tls_listen_field_;
   std::unordered_map<std::string, size_t> upstream_index_;
   std::vector<int> upstream_lines_;  // of each upstream's name
   std::unordered_map<std::string, std::pair<std::string, int>> model_names_;  // -> path, line
 };
 
-Result<gateway::Settings> load(const std::string& yaml, std::string_view source) {
+Result<gateway::Settings> load(const std::string& yaml, std::string_view source, const LoadOptions& options) {
   Reader reader(source);
   try {
     std::vector<YAML::Node> docs;
@@ -807,7 +898,7 @@ Result<gateway::Settings> load(const std::string& yaml, std::string_view source)
     if (docs.size() > 1)
       reader.fail(docs[1].Mark(), "", "expected one YAML document, found several ('---')");
     YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
-    return SettingsBuilder(reader, source).build(root);
+    return SettingsBuilder(reader, source, options).build(root);
   } catch (const ConfigError& e) {
     return Status(Errc::kInvalid, e.message);
   } catch (const YAML::Exception& e) {  // not expected: every access above is type-checked
@@ -817,11 +908,12 @@ Result<gateway::Settings> load(const std::string& yaml, std::string_view source)
 
 }  // namespace
 
-Result<gateway::Settings> load_config_string(std::string_view yaml, std::string_view source_name) {
-  return load(std::string(yaml), source_name);
+Result<gateway::Settings> load_config_string(std::string_view yaml, std::string_view source_name,
+                                             const LoadOptions& options) {
+  return load(std::string(yaml), source_name, options);
 }
 
-Result<gateway::Settings> load_config_file(const std::string& path) {
+Result<gateway::Settings> load_config_file(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     return Status(Errc::kInvalid, path + ": cannot read config file: it is a directory");
@@ -832,10 +924,14 @@ Result<gateway::Settings> load_config_file(const std::string& path) {
   text << in.rdbuf();
   if (in.bad())
     return Status(Errc::kInvalid, path + ": cannot read config file: " + std::strerror(errno));
-  return load(text.str(), path);
+  return load(text.str(), path, options);
 }
 
 std::string_view embedded_default_yaml() { return kEmbeddedYaml; }
+
+Result<gateway::Settings> load_embedded_default(const LoadOptions& options) {
+  return load_config_string(kEmbeddedYaml, kEmbeddedSource, options);
+}
 
 gateway::Settings embedded_default_settings() {
   Result<gateway::Settings> s = load_config_string(kEmbeddedYaml, kEmbeddedSource);

@@ -16,6 +16,7 @@
 // that loads is one the gateway can start with.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,11 +25,24 @@
 
 namespace sluice::control {
 
+struct LoadOptions {
+  // `--check-config`: an unset api_key_env variable is a warning in
+  // Settings::warnings instead of an error, so configs validate without secrets.
+  bool check_only = false;
+  // Command-line overrides (--listen, --admin, --workers, --access-log). They
+  // replace the config's values and pass the same checks; errors name the flag.
+  std::optional<std::string> listen, admin_listen, workers, access_log;
+};
+
 // Reads and validates the YAML file at `path`; error positions name `path`.
-Result<gateway::Settings> load_config_file(const std::string& path);
+Result<gateway::Settings> load_config_file(const std::string& path, const LoadOptions& options = {});
 
 // Validates YAML text; error positions and Settings::source name `source_name`.
-Result<gateway::Settings> load_config_string(std::string_view yaml, std::string_view source_name);
+Result<gateway::Settings> load_config_string(std::string_view yaml, std::string_view source_name,
+                                             const LoadOptions& options = {});
+
+// The embedded default with `options` applied (overrides can still be wrong).
+Result<gateway::Settings> load_embedded_default(const LoadOptions& options);
 
 // What `sluice` runs with no --config: listen 0.0.0.0:8080, admin 127.0.0.1:9901,
 // one upstream "mock" with endpoint builtin:mock, one route "*" -> mock. Parsed

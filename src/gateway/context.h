@@ -12,6 +12,10 @@
 #include "llm/request_inspector.h"
 #include "llm/usage.h"
 
+namespace sluice::upstream {
+class Call;
+}
+
 namespace sluice::gateway {
 
 class WorkerContext;
@@ -36,6 +40,7 @@ struct RequestContext {
   // Outcome, filled by the stage that answers or by the forwarder.
   int status = 0;
   std::string error_code;  // empty on success
+  std::string error_detail;  // for the log only (e.g. the upstream address that failed); never sent to clients
   llm::Usage usage;
   bool usage_estimated = false;
   int64_t ttft_ns = -1;          // request start -> first body byte to the client
@@ -45,6 +50,14 @@ struct RequestContext {
   std::string_view endpoint;       // points into the worker's pool
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+
+  // While the request runs: the upstream call in use (the forwarder's), and
+  // why the gateway itself cut the request, if it did (e.g. "drain_deadline").
+  upstream::Call* live_call = nullptr;
+  const char* cut = nullptr;
+  // The worker's list of running requests (WorkerContext::cut_live_requests).
+  RequestContext* live_prev = nullptr;
+  RequestContext* live_next = nullptr;
 };
 
 }  // namespace sluice::gateway

@@ -132,15 +132,19 @@ asio::awaitable<void> forward(RequestContext& rc) {
   UpstreamTimer timer(to);
   std::unique_ptr<Call> call;
   EndpointPool* pool = nullptr;
-  // The client vanishing cuts the upstream exchange at once.
-  Call* live = nullptr;
+  // The client vanishing cuts the upstream exchange at once (so does the
+  // gateway itself, through rc.live_call: WorkerContext::cut_live_requests).
+  Call*& live = rc.live_call;
   ex.set_abort_hook([&live] {
     if (live) live->abort();
   });
   struct HookGuard {
-    http::Exchange& ex;
-    ~HookGuard() { ex.set_abort_hook(nullptr); }
-  } hook_guard{ex};
+    RequestContext& rc;
+    ~HookGuard() {
+      rc.ex.set_abort_hook(nullptr);
+      rc.live_call = nullptr;
+    }
+  } hook_guard{rc};
 
   const std::vector<http::Header> fields = request_fields(rc, up);
   const auto& creq = ex.request();
@@ -153,10 +157,11 @@ asio::awaitable<void> forward(RequestContext& rc) {
   const int64_t t_start = SteadyClock::mono_ns();
   int64_t sent_ns = t_start;  // when the request went to the endpoint that answered
   std::string last_error = "no endpoint";
+  std::string_view failed_endpoint;  // of the last failure, for the log
   bool got_head = false;
   const int attempts = std::min<int>(kMaxAttempts, static_cast<int>(w.pool_views[u].size()) + 1);
 
-  for (int attempt = 0; attempt < attempts && !got_head && !ex.aborted(); ++attempt) {
+  for (int attempt = 0; attempt < attempts && !got_head && !ex.aborted() && !rc.cut; ++attempt) {
     int idx = upstream::pick_endpoint(w.pool_views[u], SteadyClock::mono_ns(), w.rr[u], tried);
     if (idx < 0) break;
     pool = w.pools[u][idx].get();
@@ -174,8 +179,9 @@ asio::awaitable<void> forward(RequestContext& rc) {
       Status cs = co_await call->connect();
       if (!cs) {
         live = nullptr;
-        if (ex.aborted()) break;
+        if (ex.aborted() || rc.cut) break;
         last_error = timer.fired() ? std::string("connect timeout") : cs.message();
+        failed_endpoint = target.host_header;
         w.metrics.counter(w.fam.upstream_errors, {up.name, timer.fired() ? "connect_timeout" : "connect"}).inc();
         pool->health().failure(SteadyClock::mono_ns());
         tried.push_back(idx);
@@ -195,7 +201,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (!s) {
       --pool->in_flight;
       live = nullptr;
-      if (reused && !timer.fired() && !ex.aborted() && s.code() == Errc::kClosed && stale_retries++ < 1) {
+      if (reused && !timer.fired() && !ex.aborted() && !rc.cut && s.code() == Errc::kClosed && stale_retries++ < 1) {
         // An orderly close with no response byte on a connection that was
         // already open (HTTP/1.1: closed while idle; HTTP/2: a stream the
         // upstream refused or a GOAWAY): it processed nothing, so try once
@@ -205,7 +211,8 @@ asio::awaitable<void> forward(RequestContext& rc) {
         continue;
       }
       last_error = s.message();
-      if (timer.fired() || ex.aborted()) break;  // the time to first byte is spent: no failover
+      failed_endpoint = target.host_header;
+      if (timer.fired() || ex.aborted() || rc.cut) break;  // the time to first byte is spent: no failover
       const char* kind = "reset";
       if (s.code() == Errc::kInvalid) kind = "bad_response";
       if (s.code() == Errc::kTimeout) {  // an HTTP/2 connection found dead by PING: the endpoint is in trouble
@@ -222,10 +229,15 @@ asio::awaitable<void> forward(RequestContext& rc) {
 
   if (!got_head) {
     timer.stop();
+    if (!failed_endpoint.empty()) rc.error_detail = std::string(failed_endpoint) + ": " + last_error;
     if (ex.aborted()) {
       rc.status = 499;
       rc.error_code = "client_closed";
       w.metrics.counter(w.fam.client_aborts).inc();
+      co_return;
+    }
+    if (rc.cut) {
+      co_await reply_locally(rc, 503, rc.cut, "the gateway is shutting down; retry elsewhere");
       co_return;
     }
     if (const char* f = timer.fired()) {
@@ -236,6 +248,8 @@ asio::awaitable<void> forward(RequestContext& rc) {
       co_await reply_locally(rc, 504, "upstream_timeout",
                                     "the upstream did not answer in time (" + kind + " timeout)");
     } else {
+      // The client learns which upstream failed and why, never its
+      // addresses: the endpoint is in the access log (error_detail).
       co_await reply_locally(rc, 502, "upstream_unavailable", "upstream " + up.name + " failed: " + last_error);
     }
     co_return;
@@ -254,6 +268,13 @@ asio::awaitable<void> forward(RequestContext& rc) {
   std::optional<uint64_t> length;
   if (!sse && !uh.chunked && uh.content_length) length = uh.content_length;
   rc.status = uh.status;
+  // An upstream that answers with an error: passed through as it is, logged
+  // as an error and counted, and no tokens are estimated for it.
+  const bool upstream_failed = uh.status >= 400;
+  if (upstream_failed) {
+    rc.error_code = "upstream_error";
+    w.metrics.counter(w.fam.upstream_errors, {up.name, uh.status >= 500 ? "http_5xx" : "http_4xx"}).inc();
+  }
   (void)co_await ex.send_head(uh.status, out_headers, length);
   // Headers go out now for streams, so clients see the response start even
   // before the first token; otherwise they travel with the first body bytes.
@@ -311,7 +332,8 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (first_piece) {
       first_piece = false;
       rc.ttft_ns = t1 - ex.start_ns();
-      w.metrics.histogram(w.fam.upstream_ttft, {up.name}).observe(static_cast<double>(t1 - sent_ns) / 1e9);
+      if (!upstream_failed)
+        w.metrics.histogram(w.fam.upstream_ttft, {up.name}).observe(static_cast<double>(t1 - sent_ns) / 1e9);
     } else if (sse) {
       w.metrics.histogram(w.fam.inter_event).observe(static_cast<double>(t1 - last_event_ns) / 1e9);
     }
@@ -333,7 +355,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   if (!sse && !json_body.empty()) {
     if (auto us = llm::extract_usage(json_body)) rc.usage = *us;
   }
-  if (rc.usage.prompt_tokens < 0 && rc.usage.completion_tokens < 0) {
+  if (rc.usage.prompt_tokens < 0 && rc.usage.completion_tokens < 0 && !upstream_failed) {
     rc.usage_estimated = true;
     rc.usage.prompt_tokens = rc.info.estimated_prompt_tokens;
     rc.usage.completion_tokens = sse ? content_pieces : 0;
@@ -360,13 +382,17 @@ asio::awaitable<void> forward(RequestContext& rc) {
   }
   std::string code = "upstream_reset";
   std::string message = "the upstream connection failed mid-response: " + failure;
-  if (const char* f = timer.fired()) {
+  if (rc.cut) {
+    code = rc.cut;
+    message = "the gateway is shutting down and ended this response (" + code + ")";
+  } else if (const char* f = timer.fired()) {
     std::string kind = std::string(f) == "total" ? "total" : first_piece ? "ttft" : "idle";
     w.metrics.counter(w.fam.timeouts, {kind}).inc();
     code = "upstream_timeout";
     message = "the upstream stalled (" + kind + " timeout)";
   }
-  w.metrics.counter(w.fam.upstream_errors, {up.name, code == "upstream_timeout" ? "timeout" : "reset"}).inc();
+  if (!rc.cut)
+    w.metrics.counter(w.fam.upstream_errors, {up.name, code == "upstream_timeout" ? "timeout" : "reset"}).inc();
   rc.error_code = code;
   if (sse) {
     // End the stream cleanly with a final error event the client can read.

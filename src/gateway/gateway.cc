@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "http/error_body.h"
 #include "net/listener.h"
+#include "obs/build_info.h"
 
 namespace sluice::gateway {
 
@@ -22,6 +23,9 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// After the drain deadline: how long the requests that were cut get to send
+// their final error event before the process stops.
+constexpr auto kDrainCutGrace = 1000ms;
 
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
@@ -48,6 +52,19 @@ std::string host_header(const std::string& host, uint16_t port, bool tls) {
 Gateway::Gateway(std::shared_ptr<const Settings> settings, GatewayOptions options)
     : settings_(std::move(settings)), options_(std::move(options)), workers_(settings_->server.workers) {
   fam_ = std::make_unique<GatewayMetrics>(registry_);
+  main_metrics_ = &registry_.add_shard();
+  const obs::BuildInfo& b = obs::build_info();
+  main_metrics_->gauge(fam_->build_info, {b.version, b.commit, b.mode}).set(1);
+}
+
+// Gauges read from shared state when scraped (main thread only).
+void Gateway::update_scrape_gauges() {
+  const int64_t now = SteadyClock::mono_ns();
+  const Settings& s = *settings_;
+  for (size_t u = 0; u < shared_.health.size(); ++u)
+    for (size_t e = 0; e < shared_.health[u].size(); ++e)
+      main_metrics_->gauge(fam_->endpoint_up, {s.upstreams[u].name, s.upstreams[u].endpoints[e].url})
+          .set(shared_.health[u][e]->up(now) ? 1 : 0);
 }
 
 Gateway::~Gateway() {
@@ -211,16 +228,29 @@ asio::awaitable<void> call_admin(Gateway* g, http::Exchange& ex) {
   co_await g->admin_handle(ex);
 }
 
-asio::awaitable<void> wait_for_signal_then_drain(asio::io_context* ctx, std::atomic<size_t>* drained, size_t workers,
-                                                 std::chrono::milliseconds deadline,
-                                                 std::function<void()> begin) {
+asio::awaitable<void> cut_worker(WorkerContext* w, bool force) {
+  w->cut_live_requests("drain_deadline", force);
+  co_return;
+}
+
+asio::awaitable<void> wait_for_signal_then_drain(Gateway* g, asio::io_context* ctx, std::chrono::milliseconds deadline) {
   asio::signal_set signals(*ctx, SIGINT, SIGTERM);
   auto [ec, sig] = co_await signals.async_wait(kNoThrow);
   std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig, static_cast<long long>(deadline.count()));
-  begin();
+  g->begin_drain();
   const auto until = std::chrono::steady_clock::now() + deadline;
-  while (drained->load() < workers && std::chrono::steady_clock::now() < until) co_await sleep_for(20ms);
-  if (drained->load() < workers) std::fprintf(stderr, "sluice: drain deadline reached; closing remaining streams\n");
+  while (!g->drained() && std::chrono::steady_clock::now() < until) co_await sleep_for(20ms);
+  if (!g->drained()) {
+    // Streams still running are ended the way an upstream failure ends them
+    // (an SSE error event, an access-log line with error "drain_deadline"),
+    // not cut off mid-byte; a short grace lets those last writes go out.
+    std::fprintf(stderr, "sluice: drain deadline reached; ending %zu remaining requests\n", g->live_requests());
+    for (bool force : {false, true}) {
+      g->cut_live_requests(force);
+      const auto grace = std::chrono::steady_clock::now() + kDrainCutGrace / 2;
+      while (!g->drained() && std::chrono::steady_clock::now() < grace) co_await sleep_for(20ms);
+    }
+  }
   ctx->stop();
 }
 
@@ -228,14 +258,33 @@ asio::awaitable<void> wait_for_signal_then_drain(asio::io_context* ctx, std::ato
 
 void Gateway::begin_drain() {
   if (draining_.exchange(true)) return;
+  // The admin listener keeps answering until exit: /readyz says "draining"
+  // and /metrics stays scrapeable while the streams finish.
   for (size_t i = 0; i < workers_.size(); ++i) {
     asio::co_spawn(workers_.at(i).ctx(), drain_worker(contexts_[i].get(), api_.get(), tls_listener_.get(), i, &drained_workers_),
                    asio::detached);
   }
-  admin_connections_.drain_all();
+}
+
+bool Gateway::drained() const { return drained_workers_.load() >= workers_.size(); }
+
+size_t Gateway::live_requests() const {
+  size_t n = 0;
+  for (const auto& w : contexts_) n += w->live_count.load(std::memory_order_relaxed);
+  return n;
+}
+
+void Gateway::cut_live_requests(bool force) {
+  for (size_t i = 0; i < workers_.size(); ++i)
+    asio::co_spawn(workers_.at(i).ctx(), cut_worker(contexts_[i].get(), force), asio::detached);
 }
 
 void Gateway::reload_certificates(const char* why) {
+  if (!tls_) {
+    std::fprintf(stderr, "sluice: %s: no TLS certificates to reload; configuration reload is not supported yet "
+                         "(restart to apply config changes)\n", why);
+    return;
+  }
   Status st = tls_->reload();
   if (st) std::fprintf(stderr, "sluice: TLS certificates reloaded (%s)\n", why);
   else std::fprintf(stderr, "sluice: TLS certificate reload failed (%s), keeping the old ones: %s\n", why,
@@ -263,15 +312,12 @@ asio::awaitable<void> watch_certificates(Gateway* g, const net::TlsServer* tls, 
 }  // namespace
 
 int Gateway::run() {
-  if (tls_) {
-    asio::co_spawn(main_ctx_, reload_on_sighup(this, &main_ctx_), asio::detached);
-    if (settings_->server.tls.reload_check.count() > 0)
-      asio::co_spawn(main_ctx_, watch_certificates(this, tls_.get(), settings_->server.tls.reload_check),
-                     asio::detached);
-  }
-  asio::co_spawn(main_ctx_,
-                 wait_for_signal_then_drain(&main_ctx_, &drained_workers_, workers_.size(),
-                                            settings_->server.drain_timeout, [this] { begin_drain(); }),
+  // SIGHUP (operators, logrotate) never stops the gateway.
+  asio::co_spawn(main_ctx_, reload_on_sighup(this, &main_ctx_), asio::detached);
+  if (tls_ && settings_->server.tls.reload_check.count() > 0)
+    asio::co_spawn(main_ctx_, watch_certificates(this, tls_.get(), settings_->server.tls.reload_check),
+                   asio::detached);
+  asio::co_spawn(main_ctx_, wait_for_signal_then_drain(this, &main_ctx_, settings_->server.drain_timeout),
                  asio::detached);
   main_ctx_.run();
   workers_.stop();
@@ -292,6 +338,7 @@ asio::awaitable<void> Gateway::admin_handle(http::Exchange& ex) {
                               ok ? "{\"status\":\"ready\"}\n"
                                  : (draining_ ? "{\"status\":\"draining\"}\n" : "{\"status\":\"no healthy upstream\"}\n"));
   } else if (path == "/metrics") {
+    update_scrape_gauges();
     std::string body = registry_.render_prometheus();
     body += obs::render_process_metrics();
     std::array<http::Header, 1> text{{{"content-type", "text/plain; version=0.0.4; charset=utf-8"}}};

@@ -50,14 +50,23 @@ class Gateway {
   // Live connections keep the certificates they started with.
   void reload_certificates(const char* why);
 
- private:
+  // Drain (SIGTERM): listeners close, connections finish their requests.
   void begin_drain();
+  bool drained() const;
+  size_t live_requests() const;
+  // The drain deadline: each worker ends its remaining requests (see
+  // WorkerContext::cut_live_requests).
+  void cut_live_requests(bool force);
+
+ private:
   Status write_port_file() const;
+  void update_scrape_gauges();
 
   std::shared_ptr<const Settings> settings_;
   GatewayOptions options_;
   obs::Registry registry_;
   std::unique_ptr<GatewayMetrics> fam_;
+  obs::Shard* main_metrics_ = nullptr;  // written by the main thread only
   std::unique_ptr<obs::AccessLog> access_log_;
   net::WorkerPool workers_;
   SharedUpstreams shared_;

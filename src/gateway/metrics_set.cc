@@ -24,7 +24,8 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
                                "Usage-only chunks requested by the gateway and withheld from the client.")),
       connections(r.gauge("sluice_active_connections", "Open client connections.")),
       streams(r.gauge("sluice_active_requests", "Requests in progress.")),
-      upstream_errors(r.counter("sluice_upstream_errors_total", "Upstream failures by upstream and kind.",
+      upstream_errors(r.counter("sluice_upstream_errors_total",
+                                "Upstream failures by upstream and kind (http_4xx/http_5xx: error answers passed through).",
                                 {"upstream", "kind"})),
       upstream_connects(r.counter("sluice_upstream_connections_total",
                                   "Connections opened to upstream endpoints, by upstream and protocol.",
@@ -37,6 +38,11 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
       protocol_limits(r.counter("sluice_protocol_limits_total",
                                 "Connection limits and attack defences that fired (e.g. HTTP/2 rapid_reset), by protocol.",
                                 {"protocol", "limit"})),
-      tls_handshake_errors(r.counter("sluice_tls_handshake_errors_total", "TLS handshakes that failed or timed out.")) {}
+      tls_handshake_errors(r.counter("sluice_tls_handshake_errors_total", "TLS handshakes that failed or timed out.")),
+      build_info(r.gauge("sluice_build_info", "Always 1; the labels say which build is running.",
+                         {"version", "commit", "mode"})),
+      endpoint_up(r.gauge("sluice_upstream_endpoint_up",
+                          "1 while an upstream endpoint takes traffic, 0 while it is marked down after failures.",
+                          {"upstream", "endpoint"})) {}
 
 }  // namespace sluice::gateway

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <string_view>
+
 #include "obs/metrics.h"
 
 namespace sluice::gateway {
@@ -28,6 +30,14 @@ struct GatewayMetrics {
   obs::CounterFamily connections_total;  // {protocol}: accepted client connections
   obs::CounterFamily protocol_limits;    // {protocol, limit}: connection limits and attack defences that fired
   obs::CounterFamily tls_handshake_errors;
+  obs::GaugeFamily build_info;         // {version, commit, mode}: always 1
+  obs::GaugeFamily endpoint_up;        // {upstream, endpoint}: 1 takes traffic, 0 marked down
 };
+
+// The kinds of sluice_upstream_errors_total, each present at 0 from start so
+// that rate() and alerts work before the first failure.
+inline constexpr std::string_view kUpstreamErrorKinds[] = {
+    "connect", "connect_timeout", "reset", "bad_response", "dead_connection",
+    "ttft_timeout", "total_timeout", "timeout", "http_4xx", "http_5xx"};
 
 }  // namespace sluice::gateway

@@ -35,4 +35,9 @@ const ModelRoute* Settings::find_model(std::string_view model) const {
   return wildcard_ == kNone ? nullptr : &models[wildcard_];
 }
 
+const ModelRoute* Settings::route_without_model() const {
+  if (const ModelRoute* r = find_model(""); r && r->name == "*") return r;
+  return default_route ? &*default_route : nullptr;
+}
+
 }  // namespace sluice::gateway

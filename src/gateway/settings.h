@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -74,6 +75,10 @@ struct Upstream {
 struct ModelRoute {
   std::string name;  // exact model name, or "*" = catch-all
   std::vector<std::string> aliases;
+  // The model name the upstream is asked for: `upstream_model` when set, else
+  // `name`; empty for the catch-all without one (the client's name passes).
+  // The request body's "model" value is rewritten to it when it differs.
+  std::string upstream_model;
   size_t upstream = 0;  // index into Settings::upstreams
   Timeouts timeouts;    // fully resolved (defaults <- upstream <- model)
 };
@@ -108,12 +113,21 @@ struct Settings {
   Timeouts default_timeouts;
   std::vector<Upstream> upstreams;
   std::vector<ModelRoute> models;
+  // Where requests without a model go (pass-through paths such as /v1/files)
+  // when there is no "*" route: set by `default_upstream`.
+  std::optional<ModelRoute> default_route;
   std::string source;  // file path or "<embedded default>"
+  // Problems that do not stop `--check-config` but would stop a start-up
+  // (an unset api_key_env variable); empty unless loaded for checking only.
+  std::vector<std::string> warnings;
 
   // Lookup: exact name or alias, else the "*" route, else nullptr. Uses the
   // index built by index_models(); falls back to a linear scan when `models`
   // changed size since, so hand-built Settings (tests) work without it.
   const ModelRoute* find_model(std::string_view model) const;
+  // The route of a request that names no model: the "*" route, else the
+  // default_upstream route, else nullptr.
+  const ModelRoute* route_without_model() const;
 
   // (Re)builds the lookup index. The loader calls it after validation; call it
   // again after editing `models` by hand. On duplicate names the first wins.

@@ -21,14 +21,19 @@ struct StageResult {
   std::string code;     // OpenAI error code, e.g. "model_not_found"
   std::string message;  // client-facing
   std::string body;     // a full JSON body instead of an error (e.g. GET /v1/models)
+  std::string_view allow;  // 405: the methods the path takes (the Allow header)
 
   static StageResult next() { return {}; }
-  static StageResult suspend() { return {StageAction::kSuspend, 0, {}, {}, {}}; }
+  static StageResult suspend() { return {StageAction::kSuspend, 0, {}, {}, {}, {}}; }
   static StageResult error(int status, std::string code, std::string message) {
-    return {StageAction::kRespond, status, std::move(code), std::move(message), {}};
+    return {StageAction::kRespond, status, std::move(code), std::move(message), {}, {}};
   }
   static StageResult reply(int status, std::string body) {
-    return {StageAction::kRespond, status, {}, {}, std::move(body)};
+    return {StageAction::kRespond, status, {}, {}, std::move(body), {}};
+  }
+  static StageResult method_not_allowed(std::string_view path, std::string_view allow) {
+    return {StageAction::kRespond, 405, "method_not_allowed",
+            "use " + std::string(allow) + " for " + std::string(path), {}, allow};
   }
 };
 

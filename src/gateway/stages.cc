@@ -76,14 +76,15 @@ class ValidateStage final : public Stage {
 
     std::string_view path = req.path();
     if (path.substr(0, 4) != "/v1/")
-      return StageResult::error(404, "not_found", "unknown path; the API lives under /v1/");
+      return StageResult::error(404, "unknown_url",
+                                "Invalid URL (" + std::string(req.method) + " " + std::string(path) +
+                                    "): the API lives under /v1/");
     rc.kind = llm::api_kind_for_path(path);
     if (path == "/v1/models") {
-      if (req.method != "GET") return StageResult::error(405, "method_not_allowed", "use GET for /v1/models");
+      if (req.method != "GET" && req.method != "HEAD") return StageResult::method_not_allowed(path, "GET, HEAD");
       return StageResult::reply(200, models_list(*rc.settings));
     }
-    if (rc.kind != llm::ApiKind::kOther && req.method != "POST")
-      return StageResult::error(405, "method_not_allowed", "use POST for " + std::string(path));
+    if (rc.kind != llm::ApiKind::kOther && req.method != "POST") return StageResult::method_not_allowed(path, "POST");
     return StageResult::next();
   }
 };
@@ -130,11 +131,22 @@ class RouteStage final : public Stage {
  public:
   std::string_view name() const override { return "route"; }
   StageResult process(RequestContext& rc) override {
+    if (rc.info.model.empty()) {
+      // Pass-through paths (/v1/files, ...) without a model in the body.
+      rc.route = rc.settings->route_without_model();
+      if (!rc.route)
+        return StageResult::error(404, "no_default_route",
+                                  "This request names no model and no default route is configured "
+                                  "(add a models entry named \"*\" or set default_upstream)");
+      return StageResult::next();
+    }
     rc.route = rc.settings->find_model(rc.info.model);
     if (!rc.route) {
       return StageResult::error(404, "model_not_found",
                                 "The model '" + rc.info.model + "' does not exist or is not served here");
     }
+    // Aliases and upstream_model: the upstream is asked for its own name.
+    if (!rc.route->upstream_model.empty()) llm::rewrite_model(rc.body, rc.info, rc.route->upstream_model);
     if (rc.info.stream && !rc.info.include_usage &&
         (rc.kind == llm::ApiKind::kChatCompletions || rc.kind == llm::ApiKind::kCompletions)) {
       // Ask for usage anyway so streamed tokens are always counted; the

@@ -37,6 +37,8 @@ WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings
       pool_views[u].push_back(pools[u].back().get());
     }
   }
+  for (const auto& u : ups)
+    for (std::string_view kind : kUpstreamErrorKinds) metrics.counter(fam.upstream_errors, {u.name, kind});
   const auto& srv = settings->server;
   server_opts.limits.max_header_bytes = srv.max_header_bytes;
   server_opts.limits.max_headers = srv.max_headers;
@@ -65,26 +67,58 @@ void WorkerContext::on_protocol_error(int status, std::string_view reason) {
   metrics.counter(fam.requests, {"none", st.view()}).inc();
 }
 
+void WorkerContext::link(RequestContext& rc) {
+  rc.live_next = live_head_;
+  if (live_head_) live_head_->live_prev = &rc;
+  live_head_ = &rc;
+  live_count.store(live_count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void WorkerContext::unlink(RequestContext& rc) {
+  if (rc.live_prev) rc.live_prev->live_next = rc.live_next;
+  else live_head_ = rc.live_next;
+  if (rc.live_next) rc.live_next->live_prev = rc.live_prev;
+  rc.live_prev = rc.live_next = nullptr;
+  live_count.store(live_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
+
+void WorkerContext::cut_live_requests(const char* reason, bool force) {
+  for (RequestContext* rc = live_head_; rc; rc = rc->live_next) {
+    if (force && rc->cut) {
+      rc->ex.reset();  // still there: its client does not read the final event
+      continue;
+    }
+    if (rc->cut) continue;
+    rc->cut = reason;
+    // An upstream read fails at once and the forwarder ends the response; a
+    // request with no upstream call is waiting on its client.
+    if (rc->live_call) rc->live_call->abort();
+    else rc->ex.reset();
+  }
+}
+
 asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
   RequestContext rc(ex, this, settings);
+  link(rc);
   metrics.gauge(fam.streams).add(1);
   bool answered = false;
   for (auto& stage : stages) {
     StageResult r = stage->process(rc);
     if (r.action == StageAction::kSuspend) r = co_await stage->resume(rc);
     if (r.action == StageAction::kRespond) {
-      co_await reply_locally(rc, r.status, std::move(r.code), std::move(r.message), std::move(r.body));
+      co_await reply_locally(rc, r.status, std::move(r.code), std::move(r.message), std::move(r.body), r.allow);
       answered = true;
       break;
     }
   }
   if (!answered) co_await forward(rc);
   metrics.gauge(fam.streams).add(-1);
+  unlink(rc);
   settle(rc);
 }
 
 asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string code, std::string message,
-                                   std::string body) {
+                                   std::string body, std::string_view allow) {
   rc.status = status;
   rc.error_code = code;
   if (!code.empty()) rc.w->metrics.counter(rc.w->fam.rejected, {code}).inc();
@@ -93,8 +127,10 @@ asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string 
     co_return;
   }
   if (body.empty()) body = http::error_body(message, http::error_type_for_status(status), code);
-  std::array<http::Header, 2> headers{{{"content-type", "application/json"}, {"x-request-id", rc.request_id}}};
-  size_t n = rc.request_id.empty() ? 1 : 2;
+  std::array<http::Header, 3> headers{{{"content-type", "application/json"}}};
+  size_t n = 1;
+  if (!rc.request_id.empty()) headers[n++] = {"x-request-id", rc.request_id};
+  if (!allow.empty()) headers[n++] = {"allow", allow};
   rc.bytes_out = body.size();
   (void)co_await rc.ex.respond(status, std::span<const http::Header>(headers.data(), n), body);
 }
@@ -102,13 +138,16 @@ asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string 
 void WorkerContext::settle(RequestContext& rc) {
   const int64_t now = SteadyClock::mono_ns();
   const int64_t total_ns = now - rc.ex.start_ns();
-  std::string_view model = rc.route ? std::string_view(rc.info.model) : std::string_view("none");
-  if (rc.route && model.empty()) model = "none";
+  if (rc.cut) rc.error_code = rc.cut;
+  // Labels come from the configuration, never from raw client input: a route's
+  // name ("*" for everything the catch-all takes), "none" without a model.
+  std::string_view model = rc.route && !rc.info.model.empty() ? std::string_view(rc.route->name) : "none";
+  const bool ok = rc.status >= 200 && rc.status < 300 && rc.error_code.empty();
   const StatusLabel status(rc.status);
   metrics.counter(fam.requests, {model, status.view()}).inc();
   metrics.histogram(fam.duration, {model}).observe(static_cast<double>(total_ns) / 1e9);
   if (rc.route) {
-    if (rc.ttft_ns >= 0) metrics.histogram(fam.ttft, {model}).observe(static_cast<double>(rc.ttft_ns) / 1e9);
+    if (rc.ttft_ns >= 0 && ok) metrics.histogram(fam.ttft, {model}).observe(static_cast<double>(rc.ttft_ns) / 1e9);
     metrics.histogram(fam.overhead)
         .observe(static_cast<double>(std::max<int64_t>(0, total_ns - rc.upstream_wait_ns)) / 1e9);
     if (rc.usage.prompt_tokens > 0) metrics.counter(fam.tokens, {model, "input"}).inc(rc.usage.prompt_tokens);
@@ -121,12 +160,21 @@ void WorkerContext::settle(RequestContext& rc) {
   const auto& req = rc.ex.request();
   auto line = log->begin();
   line.str("request_id", rc.request_id)
+      .str("client", rc.ex.peer_address())
       .str("method", req.method)
       .str("path", req.path())
       .str("protocol", rc.ex.protocol())
-      .num("status", rc.status)
-      .str("model", rc.info.model)
-      .boolean("stream", rc.info.stream);
+      .num("status", rc.status);
+  // The canonical name: the route's (the client's own through the catch-all);
+  // what the client asked for and what the upstream was asked for when they differ.
+  const bool wildcard = rc.route && rc.route->name == "*";
+  std::string_view canonical = rc.route && !wildcard && !rc.info.model.empty() ? std::string_view(rc.route->name)
+                                                                               : std::string_view(rc.info.model);
+  line.str("model", canonical);
+  if (canonical != rc.info.model) line.str("requested_model", rc.info.model);
+  if (rc.route && !rc.route->upstream_model.empty() && rc.route->upstream_model != canonical)
+    line.str("upstream_model", rc.route->upstream_model);
+  line.boolean("stream", rc.info.stream);
   if (rc.usage.prompt_tokens >= 0) line.num("tokens_in", rc.usage.prompt_tokens);
   else line.null("tokens_in");
   if (rc.usage.completion_tokens >= 0) line.num("tokens_out", rc.usage.completion_tokens);
@@ -138,7 +186,9 @@ void WorkerContext::settle(RequestContext& rc) {
   if (!rc.upstream_name.empty()) line.str("upstream", rc.upstream_name).str("endpoint", rc.endpoint);
   if (rc.info.stream) line.num("events", rc.events);
   line.num("bytes_in", rc.bytes_in).num("bytes_out", rc.ex.body_bytes_sent());
+  if (std::string_view ua = req.find("user-agent"); !ua.empty()) line.str("user_agent", ua.substr(0, 256));
   if (!rc.error_code.empty()) line.str("error", rc.error_code);
+  if (!rc.error_detail.empty()) line.str("error_detail", rc.error_detail);
   line.end();
   log->maybe_flush(now);
 }

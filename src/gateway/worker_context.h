@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,16 +57,27 @@ class WorkerContext final : public http::ServerObserver {
   http::ConnectionSet connections;
   http::ServerOptions server_opts;
   http::Handler handler;  // bound to handle()
+  std::atomic<size_t> live_count{0};  // requests running (read by the main thread)
+
+  // Ends every running request now, as an upstream failure would end it, with
+  // `reason` as its error code: a stream gets a final SSE error event, a
+  // request waiting for its upstream a 503, and each is logged. `force`
+  // (a second pass) resets those still running: their clients do not read.
+  void cut_live_requests(const char* reason, bool force);
 
  private:
   void settle(RequestContext& rc);
+  void link(RequestContext& rc);
+  void unlink(RequestContext& rc);
+
+  RequestContext* live_head_ = nullptr;
 };
 
 // Answers a request locally and counts it: `body` as is when given, else an
-// OpenAI-style error from `code` and `message`. Nothing is sent when the
-// client is gone (status 499).
+// OpenAI-style error from `code` and `message`; `allow` is the Allow header of
+// a 405. Nothing is sent when the client is gone (status 499).
 boost::asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string code, std::string message,
-                                           std::string body = {});
+                                           std::string body = {}, std::string_view allow = {});
 
 // Forwards a routed request to its upstream and streams the answer back.
 boost::asio::awaitable<void> forward(RequestContext& rc);

@@ -21,8 +21,9 @@ std::string error_body(std::string_view message, std::string_view type, std::str
   append_json_string(out, message);
   out += ",\"type\":";
   append_json_string(out, type);
-  out += ",\"code\":";
-  append_json_string(out, code);
+  out += ",\"param\":null,\"code\":";
+  if (code.empty()) out += "null";
+  else append_json_string(out, code);
   out += "}}\n";
   return out;
 }
@@ -30,7 +31,6 @@ std::string error_body(std::string_view message, std::string_view type, std::str
 std::string_view error_type_for_status(int status) {
   if (status == 401) return "authentication_error";
   if (status == 403) return "permission_error";
-  if (status == 404) return "not_found_error";
   if (status == 429) return "rate_limit_error";
   if (status >= 500) return "server_error";
   return "invalid_request_error";

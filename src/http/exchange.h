@@ -70,6 +70,10 @@ class Exchange {
 
   virtual asio::any_io_executor executor() const = 0;
 
+  // The client's address ("ip:port", "[v6]:port"), looked up once per
+  // connection on first use; "" when unknown.
+  virtual std::string_view peer_address() { return {}; }
+
   // How long one response write may wait for a client that is not reading
   // before the exchange fails with kTimeout. 0: the listener's default.
   void set_write_timeout_ms(int64_t ms) { write_timeout_ms_ = ms; }

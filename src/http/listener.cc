@@ -87,6 +87,11 @@ Result<std::unique_ptr<HttpListener>> HttpListener::open(const std::vector<asio:
                                                          const asio::ip::tcp::endpoint& ep) {
   auto l = std::make_unique<HttpListener>();
   asio::ip::tcp::endpoint bind_ep = ep;
+  if (ep.port() != 0) {
+    // The workers' listeners share the port through SO_REUSEPORT, which would
+    // let a second instance join them unnoticed: make sure nobody is there.
+    if (Status s = net::check_port_free(ep); !s) return s;
+  }
   for (auto* ctx : ctxs) {
     auto acc = net::open_listener(*ctx, bind_ep, /*reuse_port=*/true);
     if (!acc) return acc.status();

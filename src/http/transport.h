@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include <string>
 #include <type_traits>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -21,6 +22,16 @@ inline constexpr bool kIsTls = std::is_same_v<S, TlsStream>;
 
 inline tcp::socket& socket_of(tcp::socket& s) { return s; }
 inline tcp::socket& socket_of(TlsStream& s) { return s.next_layer(); }
+
+// "203.0.113.7:51234" or "[2001:db8::1]:51234"; "" once the socket is closed.
+inline std::string peer_text(tcp::socket& s) {
+  boost::system::error_code ec;
+  tcp::endpoint ep = s.remote_endpoint(ec);
+  if (ec) return {};
+  std::string host = ep.address().to_string();
+  std::string out = ep.address().is_v6() ? "[" + host + "]" : host;
+  return out + ":" + std::to_string(ep.port());
+}
 
 inline void close_socket(tcp::socket& s) {
   boost::system::error_code ec;

@@ -61,6 +61,25 @@ Result<tcp::acceptor> open_listener(asio::io_context& ctx, const tcp::endpoint& 
   return acc;
 }
 
+Status check_port_free(const tcp::endpoint& ep) {
+  // A bind without SO_REUSEPORT fails while any socket, SO_REUSEPORT or not,
+  // listens on the address; the probe is closed before the real listeners bind.
+  asio::io_context ctx;
+  tcp::acceptor probe(ctx);
+  boost::system::error_code ec;
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && ep.address().is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  if (ec == boost::system::errc::address_in_use)
+    return Status(Errc::kIo, "cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
+                                 ": address already in use (is another sluice running?)");
+  if (ec)
+    return Status(Errc::kIo, "cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
+                                 ": " + ec.message());
+  return Status::ok();
+}
+
 void tune_socket(tcp::socket& s) {
   boost::system::error_code ec;
   s.set_option(tcp::no_delay(true), ec);

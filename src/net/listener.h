@@ -21,6 +21,11 @@ Result<tcp::endpoint> parse_listen_address(std::string_view addr);
 Result<tcp::acceptor> open_listener(asio::io_context& ctx, const tcp::endpoint& ep, bool reuse_port,
                                     int backlog = 4096);
 
+// Fails with "address already in use" when anything listens on `ep`, also a
+// process that uses SO_REUSEPORT (which would otherwise silently share the
+// port with us). Call before open_listener() unless taking over on purpose.
+Status check_port_free(const tcp::endpoint& ep);
+
 // Socket options for an accepted or connected socket (TCP_NODELAY).
 void tune_socket(tcp::socket& s);
 

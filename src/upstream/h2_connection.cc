@@ -49,7 +49,7 @@ asio::awaitable<Status> H2Connection::connect(const tcp::endpoint& ep) {
   auto self = shared_from_this();  // the pool may drop it meanwhile
   Status s = co_await io_.connect(ep);
   if (s && io_.tls() && io_.alpn() != "h2")
-    s = Status(Errc::kUnavailable, "upstream " + io_.sni() + " did not agree to HTTP/2 by ALPN (" +
+    s = Status(Errc::kUnavailable, "the upstream did not agree to HTTP/2 by ALPN (" +
                                        (io_.alpn().empty() ? std::string("it chose no protocol")
                                                            : "it chose " + std::string(io_.alpn())) + ")");
   if (state_ == State::kClosed) co_return failure_;  // closed while connecting (the first request timed out)

@@ -161,7 +161,7 @@ asio::awaitable<Result<tcp::endpoint>> EndpointPool::resolve() {
                                                         asio::as_tuple(asio::use_awaitable));
   if (rec || results.empty()) {
     if (resolved_) co_return *resolved_;  // keep using the last good answer
-    co_return Status(Errc::kUnavailable, "cannot resolve " + target_.host + ": " + rec.message());
+    co_return Status(Errc::kUnavailable, "cannot resolve the endpoint's host name: " + rec.message());
   }
   resolved_ = results.begin()->endpoint();
   resolved_at_ns_ = now;

@@ -20,8 +20,8 @@ Transport::Transport(asio::any_io_executor ex, asio::ssl::context* tls, std::str
 
 asio::awaitable<Status> Transport::connect(const tcp::endpoint& ep) {
   auto [ec] = co_await lowest().async_connect(ep, kNoThrow);
-  if (ec) co_return Status(Errc::kUnavailable, "connect " + ep.address().to_string() + ":" +
-                                                 std::to_string(ep.port()) + ": " + ec.message());
+  // Messages name no address: they may reach clients; the gateway logs the endpoint.
+  if (ec) co_return Status(Errc::kUnavailable, "connect failed: " + ec.message());
   net::tune_socket(lowest());
   if (tls_) {
     SSL* ssl = tls_->native_handle();
@@ -32,7 +32,7 @@ asio::awaitable<Status> Transport::connect(const tcp::endpoint& ep) {
     auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, kNoThrow);
     if (hec) {
       close();
-      co_return Status(Errc::kUnavailable, "TLS handshake with " + sni_ + ": " + hec.message());
+      co_return Status(Errc::kUnavailable, "TLS handshake failed: " + hec.message());
     }
   }
   co_return Status::ok();

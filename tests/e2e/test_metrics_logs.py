@@ -21,16 +21,7 @@ def gw(module_dir, mock):
 
 
 def log_entry(gw, request_id: str, timeout: float = 2.0) -> dict:
-    """The access-log line of `request_id` (the log is flushed every ~200 ms)."""
-    def find():
-        if not gw.access_log.exists():
-            return None
-        for ln in gw.access_log.read_text().splitlines():
-            d = json.loads(ln)  # every line is one JSON object
-            if d.get("request_id") == request_id:
-                return d
-        return None
-    return wait_until(find, timeout * SLACK, what=f"access log line for {request_id}")
+    return gw.log_entry(request_id, timeout)
 
 
 def _d(before, after, name, **labels):
@@ -259,9 +250,9 @@ def test_usage_estimated_when_upstream_sends_none(rec_gw):
     assert len(s.content_events()) == len(RecordingUpstream.CONTENT)
     after = g.metrics()
     assert _d(before, after, "sluice_usage_source_total", source="estimated") == 1
-    assert (_d(before, after, "sluice_tokens_total", model="est-model", direction="output")
+    assert (_d(before, after, "sluice_tokens_total", model="*", direction="output")
             == len(RecordingUpstream.CONTENT))
-    assert _d(before, after, "sluice_tokens_total", model="est-model", direction="input") > 0
+    assert _d(before, after, "sluice_tokens_total", model="*", direction="input") > 0
     e = log_entry(g, "est-1")
     assert e["usage_source"] == "estimated" and e["tokens_out"] == len(RecordingUpstream.CONTENT)
     # The gateway asked the upstream for usage on the client's behalf.
@@ -277,4 +268,4 @@ def test_usage_estimated_for_non_streaming(rec_gw):
     assert r.status == 200
     after = g.metrics()
     assert _d(before, after, "sluice_usage_source_total", source="estimated") == 1
-    assert _d(before, after, "sluice_tokens_total", model="est-model2", direction="input") > 0
+    assert _d(before, after, "sluice_tokens_total", model="*", direction="input") > 0

@@ -160,8 +160,8 @@ def test_invalid_json_is_400(target):
 
 def test_unknown_path_is_404(target):
     with Session(target) as sess:
-        assert_error_body(sess.request("GET", "/nope"), 404, "not_found")
-        assert_error_body(sess.request("POST", "/not/the/api", b"{}"), 404, "not_found")
+        assert_error_body(sess.request("GET", "/nope"), 404, "unknown_url")
+        assert_error_body(sess.request("POST", "/not/the/api", b"{}"), 404, "unknown_url")
         _still_same_h2_connection(sess)
         _healthy(target, sess)
 

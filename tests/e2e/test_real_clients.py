@@ -103,7 +103,7 @@ def test_curl_non_streaming_and_models(gw, server_pki, mode):
     # An error keeps the OpenAI shape over HTTP/2 too.
     payload, version = _curl(gw, server_pki, *args, tls=mode == "h2-tls", url_path="/nope")
     assert version == "2"
-    assert json.loads(payload)["error"]["code"] == "not_found"
+    assert json.loads(payload)["error"]["code"] == "unknown_url"
 
 
 def test_curl_h2_tls_streams_incrementally(gw, server_pki):
@@ -185,8 +185,8 @@ def test_h2load_multiplexed_streaming(gw, stream_body_file, tls):
     wait_until(lambda: gw.metrics().get1("sluice_active_requests") == 0, 2.0 * SLACK, what="requests settled")
     after = gw.metrics()
     assert metric_delta(before, after, "sluice_connections_total", protocol="HTTP/2") == 2
-    assert metric_delta(before, after, "sluice_requests_total", model="tool-model", status="200") == 200
-    assert metric_delta(before, after, "sluice_tokens_total", model="tool-model", direction="output") == 200 * 5
+    assert metric_delta(before, after, "sluice_requests_total", model="*", status="200") == 200
+    assert metric_delta(before, after, "sluice_tokens_total", model="*", direction="output") == 200 * 5
 
 
 # ---- Node.js http2 ------------------------------------------------------------------

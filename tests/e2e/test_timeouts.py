@@ -70,7 +70,7 @@ def test_idle_timeout_mid_stream_ends_with_error_event(gw):
     after = gw.metrics()
     assert metric_delta(before, after, "sluice_timeouts_total", kind="idle") == 1
     # The stream was answered 200 and is logged as such.
-    assert metric_delta(before, after, "sluice_requests_total", model="idle-model", status="200") == 1
+    assert metric_delta(before, after, "sluice_requests_total", model="*", status="200") == 1
 
 
 def test_total_timeout_cuts_long_stream(gw):
@@ -125,7 +125,7 @@ def test_connect_refused_is_502(tmp_path):
         errs = m.sum("sluice_upstream_errors_total", upstream="m")
         series = {dict(k[1])["kind"]: v for k, v in m.items() if k[0] == "sluice_upstream_errors_total"}
         assert errs == 2, f"two refused connects counted as {errs} upstream errors: {series}"
-        assert m.get1("sluice_requests_total", model="gpt-x", status="502") == 2
+        assert m.get1("sluice_requests_total", model="*", status="502") == 2
     finally:
         assert g.proc.stop() == 0
 

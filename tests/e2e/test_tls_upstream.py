@@ -99,7 +99,7 @@ def test_https_upstream_verified_with_ca_file(module_dir, pki, tls_upstream):
         deadline = time.time() + 3
         while gw.metrics().get1("sluice_active_requests") != 0 and time.time() < deadline:
             time.sleep(0.02)
-        assert gw.metrics().get1("sluice_tokens_total", model="gpt-x", direction="output") == 2
+        assert gw.metrics().get1("sluice_tokens_total", model="*", direction="output") == 2
     finally:
         gw.proc.stop()
 

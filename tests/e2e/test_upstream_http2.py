@@ -304,7 +304,7 @@ def test_upstream_goaway_lets_the_stream_finish_and_new_requests_go_elsewhere(mo
         th.join(20)
         assert_full_stream(box["s"], 30)
         after = g.metrics()
-        assert metric_delta(before, after, "sluice_requests_total", model="gpt-x", status="200") == 7
+        assert metric_delta(before, after, "sluice_requests_total", model="*", status="200") == 7
         assert up.proc.wait(15 * SLACK) == 0, up.proc.output()
     finally:
         g.proc.stop()
@@ -435,7 +435,7 @@ def test_python_h2_upstream_interoperates(module_dir):
         sent = json.loads(up.requests[-1]["body"])
         assert sent["stream_options"]["include_usage"] is True
         after = g.metrics()
-        assert metric_delta(before, after, "sluice_tokens_total", model="gpt-x", direction="output") == 3
+        assert metric_delta(before, after, "sluice_tokens_total", model="*", direction="output") == 3
         assert up.connections == 1, "both requests on one connection"
     finally:
         g.proc.stop()

@@ -57,6 +57,7 @@ class H1Exchange final : public Exchange {
   asio::awaitable<Status> finish() override;
   void reset() override;
   asio::any_io_executor executor() const override;
+  std::string_view peer_address() override { return c_.peer(); }
 
   void start(int64_t now_ns) {
     begin_exchange(now_ns);
@@ -117,6 +118,11 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
   }
 
   asio::awaitable<void> run();
+
+  std::string_view peer() {
+    if (peer_.empty()) peer_ = peer_text(socket_of(sock));
+    return peer_;
+  }
 
   void drain() override {
     draining = true;
@@ -179,6 +185,7 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
   ServerObserver* observer;
   ConnectionSet* set_;
   std::shared_ptr<const void> keep_;
+  std::string peer_;  // peer(), cached
   net::Deadline deadline;
   FlatBuffer rbuf{kReadChunk};
   std::string head_storage;

@@ -49,6 +49,7 @@ class H2Exchange final : public Exchange, public std::enable_shared_from_this<H2
 
   std::string_view protocol() const override { return "HTTP/2"; }
   asio::any_io_executor executor() const override { return c_.executor(); }
+  std::string_view peer_address() override { return c_.peer(); }
 
   void start(int64_t now_ns) {
     head_ = std::move(st.head);
@@ -165,6 +166,10 @@ class Connection final : public ConnectionSet::Member,
         keep_(std::move(keep)) {}
 
   asio::any_io_executor executor() { return sock.get_executor(); }
+  std::string_view peer() {
+    if (peer_.empty()) peer_ = peer_text(socket_of(sock));
+    return peer_;
+  }
 
   asio::awaitable<void> run();
 
@@ -255,6 +260,7 @@ class Connection final : public ConnectionSet::Member,
   net::Deadline final_goaway_;
   std::string initial_;
   std::shared_ptr<const void> keep_;
+  std::string peer_;  // peer(), cached
   std::unordered_map<int32_t, std::shared_ptr<H2Exchange<S>>> streams_;
   char rbuf_[kReadChunk];
   std::string wbuf_;

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .env import BIN_DIR, PORT_FILE_TIMEOUT, SLACK
-from .metrics import Metrics, fetch_metrics
+from .metrics import Metrics, fetch_metrics, wait_until
 from .tls import Target, TestPki, tls_listener
 
 
@@ -146,6 +146,20 @@ class Gateway:
             time.sleep(0.01)
             m = fetch_metrics(self.admin)
         return m
+
+    def log_entry(self, request_id: str, timeout: float = 2.0) -> dict:
+        """The access-log line of `request_id` (the log is flushed every ~200 ms)."""
+        assert self.access_log is not None, "this gateway was started without an access log"
+
+        def find():
+            if not self.access_log.exists():
+                return None
+            for ln in self.access_log.read_text().splitlines():
+                d = json.loads(ln)  # every line is one JSON object
+                if d.get("request_id") == request_id:
+                    return d
+            return None
+        return wait_until(find, timeout * SLACK, what=f"access log line for {request_id}")
 
 
 _counter = [0]

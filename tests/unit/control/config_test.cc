@@ -72,10 +72,13 @@ TEST(ConfigDefault, RunsTheMockOnTheStandardPorts) {
   ASSERT_EQ(s.upstreams[0].endpoints.size(), 1u);
   EXPECT_TRUE(s.upstreams[0].endpoints[0].builtin_mock);
   EXPECT_EQ(s.upstreams[0].endpoints[0].url, "builtin:mock");
-  ASSERT_EQ(s.models.size(), 1u);
-  EXPECT_EQ(s.models[0].name, "*");
-  EXPECT_EQ(s.models[0].upstream, 0u);
-  EXPECT_EQ(s.find_model("anything"), &s.models[0]);
+  // The mock's own model is listed (GET /v1/models); any other name reaches it too.
+  ASSERT_EQ(s.models.size(), 2u);
+  EXPECT_EQ(s.models[0].name, "mock-1");
+  EXPECT_EQ(s.models[1].name, "*");
+  EXPECT_EQ(s.models[1].upstream, 0u);
+  EXPECT_EQ(s.find_model("mock-1"), &s.models[0]);
+  EXPECT_EQ(s.find_model("anything"), &s.models[1]);
 }
 
 TEST(ConfigDefault, EverythingNotWrittenKeepsTheStructDefaults) {
@@ -301,7 +304,10 @@ TEST(ConfigValues, EndpointUrls) {
       {"https://h", true, "h", 443, ""},
       {"http://h:1", false, "h", 1, ""},
       {"http://h:65535/", false, "h", 65535, ""},
-      {"http://127.0.0.1:8000/v1//", false, "127.0.0.1", 8000, "/v1"},
+      {"http://127.0.0.1:8000/v1//", false, "127.0.0.1", 8000, ""},  // an SDK base URL: /v1 is the API root
+      {"http://127.0.0.1:8000/v1", false, "127.0.0.1", 8000, ""},
+      {"https://gw.example/openai/v1", true, "gw.example", 443, "/openai"},
+      {"http://h/v10", false, "h", 80, "/v10"},
       {"https://[::1]/a/b", true, "::1", 443, "/a/b"},
       {"http://my_service.internal:9000", false, "my_service.internal", 9000, ""},
       {"HtTp://Host.Example", false, "Host.Example", 80, ""},
@@ -413,7 +419,7 @@ const InvalidCase kInvalid[] = {
     {"TwoDocuments", kUp + kModels + "---\nserver: {}\n", "t.yaml:8:1: expected one YAML document"},
     {"UnknownTopKey", "timout: {}\n" + kUp + kModels,
      "t.yaml:1:1: timout: unknown key 'timout' (expected one of: server, timeouts, upstreams, "
-     "models); "
+     "models, default_upstream); "
      "did you mean 'timeouts'?"},
     {"UnknownServerKey", server("  listn: x\n"),
      "t.yaml:2:3: server.listn: unknown key 'listn' (expected one of: listen,"},
@@ -442,8 +448,8 @@ const InvalidCase kInvalid[] = {
     {"ListenNoPort", server("  listen: \"0.0.0.0\"\n"),
      "t.yaml:2:11: server.listen: missing port (expected IP:port"},
     {"ListenNoHost", server("  listen: \":8080\"\n"), "t.yaml:2:11: server.listen: missing host"},
-    {"ListenHostname", server("  listen: \"localhost:8080\"\n"),
-     "server.listen: host 'localhost' is not an IP address"},
+    {"ListenHostname", server("  listen: \"myhost:8080\"\n"),
+     "server.listen: host 'myhost' is not an IP address"},
     {"ListenPortRange", server("  listen: \"0.0.0.0:65536\"\n"),
      "t.yaml:2:11: server.listen: port must be 0-65535"},
     {"ListenPortText", server("  listen: \"0.0.0.0:http\"\n"),
@@ -743,8 +749,8 @@ TEST(FindModel, SurvivesCopyAndMove) {
 TEST(FindModel, HandBuiltSettingsWorkWithOrWithoutIndex) {
   Settings s;
   EXPECT_EQ(s.find_model("x"), nullptr);
-  s.models.push_back({"a", {"b"}, 0, {}});
-  s.models.push_back({"*", {}, 0, {}});
+  s.models.push_back({.name = "a", .aliases = {"b"}});
+  s.models.push_back({.name = "*"});
   EXPECT_EQ(s.find_model("b"), &s.models[0]);  // not indexed yet: linear scan
   EXPECT_EQ(s.find_model("q"), &s.models[1]);
   s.index_models();
@@ -807,6 +813,95 @@ TEST(ConfigExamples, MixedFallsBackToTheMock) {
   const gateway::ModelRoute* groq_route = r->find_model("groq-70b");
   ASSERT_NE(groq_route, nullptr);
   EXPECT_EQ(r->upstreams[groq_route->upstream].endpoints[0].path_prefix, "/openai");
+}
+
+}  // namespace
+}  // namespace sluice::control
+
+// ---------------------------------------------------------------------------
+// Issue 9 regressions: upstream model names, default route, overrides, check mode.
+
+namespace sluice::control {
+namespace {
+
+TEST(ConfigRoutes, UpstreamModelDefaultsToTheRouteName) {
+  Settings s = load_ok(kUp +
+                       "models:\n"
+                       "  - {name: meta-llama/Meta-Llama-3.1-8B-Instruct, aliases: [llama3], upstream: u}\n"
+                       "  - {name: gpt-4o-mini, upstream: u, upstream_model: gpt-4o-mini-2024-07-18}\n"
+                       "  - {name: \"*\", upstream: u}\n");
+  EXPECT_EQ(s.models[0].upstream_model, "meta-llama/Meta-Llama-3.1-8B-Instruct");
+  EXPECT_EQ(s.models[1].upstream_model, "gpt-4o-mini-2024-07-18");
+  EXPECT_EQ(s.models[2].upstream_model, "");  // the catch-all passes the client's name
+  EXPECT_EQ(s.route_without_model(), &s.models[2]);
+  EXPECT_NE(error_of(kUp + "models:\n  - {name: a, upstream: u, upstream_model: \"*\"}\n").find(
+                "t.yaml:5:44: models[0].upstream_model: upstream_model must be a model name, not '*'"),
+            std::string::npos);
+  EXPECT_NE(error_of(kUp + "models:\n  - {name: a, upstream: u, upstream_model: \"x y\"}\n").find(
+                "models[0].upstream_model: model names must not contain spaces"),
+            std::string::npos);
+}
+
+TEST(ConfigRoutes, DefaultUpstreamTakesRequestsWithoutAModel) {
+  Settings s = load_ok(kUp + "default_upstream: u\nmodels:\n  - {name: a, upstream: u}\n");
+  ASSERT_TRUE(s.default_route.has_value());
+  EXPECT_EQ(s.default_route->upstream, 0u);
+  EXPECT_EQ(s.route_without_model(), &*s.default_route);
+  EXPECT_EQ(s.find_model("b"), nullptr);  // it is not a catch-all for unknown models
+
+  Settings none = load_ok(kUp + "models:\n  - {name: a, upstream: u}\n");
+  EXPECT_EQ(none.route_without_model(), nullptr);
+
+  EXPECT_NE(error_of(kUp + "default_upstream: v\nmodels:\n  - {name: a, upstream: u}\n")
+                .find("t.yaml:4:19: default_upstream: unknown upstream 'v' (defined: u)"),
+            std::string::npos);
+}
+
+std::string override_error(LoadOptions o, const std::string& yaml = kUp + kModels) {
+  Result<Settings> r = load_config_string(yaml, "t.yaml", o);
+  return r ? "OK" : r.status().message();
+}
+
+TEST(ConfigOverrides, SameRulesAsTheConfig) {
+  EXPECT_EQ(override_error({.listen = "127.0.0.1:99999"}), "--listen: port must be 0-65535 (0 picks a free port), got '99999'");
+  EXPECT_NE(override_error({.listen = "myhost:80"}).find("--listen: host 'myhost' is not an IP address"),
+            std::string::npos);
+  EXPECT_NE(override_error({.admin_listen = "[zz]:1"}).find("--admin: invalid IPv6 address 'zz'"), std::string::npos);
+  EXPECT_EQ(override_error({.workers = "-3"}),
+            "--workers: expected an integer from 0 to 256 (0 = one per core), got '-3'");
+  EXPECT_EQ(override_error({.workers = "257"}).substr(0, 10), "--workers:");
+  EXPECT_NE(override_error({.access_log = "/nonexistent-dir/x.log"}).find("--access-log: directory"),
+            std::string::npos);
+  // Overrides and the config are checked against each other.
+  EXPECT_NE(override_error({.admin_listen = "0.0.0.0:8080"}).find("--admin: admin_listen '0.0.0.0:8080' overlaps"),
+            std::string::npos);
+
+  // localhost means 127.0.0.1 in both places.
+  Result<Settings> ok = load_config_string(kUp + kModels, "t.yaml",
+                                           {.listen = "localhost:18080", .admin_listen = "127.0.0.1:0", .workers = "3"});
+  ASSERT_TRUE(ok.has_value()) << ok.status().message();
+  EXPECT_EQ(ok->server.listen, "localhost:18080");
+  EXPECT_EQ(ok->server.workers, 3u);
+  EXPECT_EQ(error_of("server: {listen: \"localhost:18080\"}\n" + kUp + kModels), "OK");
+  EXPECT_EQ(error_of("server: {workers: 257}\n" + kUp + kModels).find("expected an integer from 0 to 256") !=
+                std::string::npos,
+            true);
+}
+
+TEST(ConfigCheckOnly, UnsetKeyVariableIsAWarning) {
+  unsetenv("SLUICE_TEST_UNSET_KEY");
+  const std::string yaml =
+      "upstreams:\n  - name: u\n    endpoints: [\"http://h\"]\n    api_key_env: SLUICE_TEST_UNSET_KEY\n" + kModels;
+  EXPECT_NE(error_of(yaml).find("environment variable SLUICE_TEST_UNSET_KEY is not set"), std::string::npos);
+  Result<Settings> checked = load_config_string(yaml, "t.yaml", {.check_only = true});
+  ASSERT_TRUE(checked.has_value()) << checked.status().message();
+  ASSERT_EQ(checked->warnings.size(), 1u);
+  EXPECT_NE(checked->warnings[0].find("t.yaml:4:18: upstreams[0].api_key_env: environment variable "
+                                      "SLUICE_TEST_UNSET_KEY is not set"),
+            std::string::npos)
+      << checked->warnings[0];
+  // Anything else is still an error in check mode.
+  EXPECT_FALSE(load_config_string(yaml + "bogus: 1\n", "t.yaml", {.check_only = true}).has_value());
 }
 
 }  // namespace

@@ -96,7 +96,7 @@ TEST(Stages, LocalErrorsTable) {
     std::string code;
     std::string stage;
   } rows[] = {
-      {{"POST", "/v2/chat", "{}"}, 404, "not_found", "validate"},
+      {{"POST", "/v2/chat", "{}"}, 404, "unknown_url", "validate"},
       {{"GET", "/v1/chat/completions", ""}, 405, "method_not_allowed", "validate"},
       {{"POST", "/v1/models", ""}, 405, "method_not_allowed", "validate"},
       {{"POST", "/v1/chat/completions", "{not json"}, 400, "invalid_request", "inspect"},
@@ -154,6 +154,64 @@ TEST(Stages, StreamWithoutUsageAsksUpstreamForIt) {
 
   run(s, {"POST", "/v1/embeddings", R"({"model":"m","input":"x"})"}, false, &rc);
   EXPECT_FALSE(rc->strip_usage_chunk);
+}
+
+TEST(Stages, AliasesAndUpstreamModelRewriteTheBodyModel) {
+  auto s = settings_with({ModelRoute{.name = "meta-llama/Meta-Llama-3.1-8B-Instruct",
+                                     .aliases = {"llama3"},
+                                     .upstream_model = "meta-llama/Meta-Llama-3.1-8B-Instruct"},
+                          ModelRoute{.name = "mini", .upstream_model = "gpt-4o-mini-2024-07-18"},
+                          ModelRoute{.name = "*"}});
+  RequestContext* rc = nullptr;
+  run(s, {"POST", "/v1/chat/completions", R"({"model":"llama3","messages":[]})"}, false, &rc);
+  EXPECT_EQ(rc->body, R"({"model":"meta-llama/Meta-Llama-3.1-8B-Instruct","messages":[]})");
+  EXPECT_EQ(rc->info.model, "llama3");  // what the client asked for, for the log
+  run(s, {"POST", "/v1/chat/completions", R"({"model":"mini","stream":true,"messages":[]})"}, false, &rc);
+  EXPECT_EQ(rc->body,
+            R"({"stream_options":{"include_usage":true},"model":"gpt-4o-mini-2024-07-18","stream":true,"messages":[]})");
+  // The canonical name itself and the catch-all leave the body alone.
+  const std::string canonical = R"({"model":"meta-llama/Meta-Llama-3.1-8B-Instruct","messages":[]})";
+  run(s, {"POST", "/v1/chat/completions", canonical}, false, &rc);
+  EXPECT_EQ(rc->body, canonical);
+  run(s, {"POST", "/v1/embeddings", R"({"model":"other","input":"x"})"}, false, &rc);
+  EXPECT_EQ(rc->body, R"({"model":"other","input":"x"})");
+}
+
+TEST(Stages, RequestsWithoutAModelTakeTheDefaultRoute) {
+  auto wild = settings_with({ModelRoute{.name = "a"}, ModelRoute{.name = "*"}});
+  RequestContext* rc = nullptr;
+  Outcome o = run(wild, {"GET", "/v1/files", ""}, false, &rc);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  ASSERT_NE(rc->route, nullptr);
+  EXPECT_EQ(rc->route->name, "*");
+
+  auto dflt = settings_with({ModelRoute{.name = "a"}});
+  dflt->default_route = ModelRoute{.upstream = 0};
+  o = run(dflt, {"GET", "/v1/files", ""}, false, &rc);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  EXPECT_EQ(rc->route, &*dflt->default_route);
+  // The default route does not take unknown models.
+  o = run(dflt, {"POST", "/v1/responses", R"({"model":"zzz"})"});
+  EXPECT_EQ(o.result.status, 404);
+  EXPECT_EQ(o.result.code, "model_not_found");
+
+  auto none = settings_with({ModelRoute{.name = "a"}});
+  o = run(none, {"GET", "/v1/files", ""});
+  EXPECT_EQ(o.result.status, 404);
+  EXPECT_EQ(o.result.code, "no_default_route");
+  EXPECT_NE(o.result.message.find("default_upstream"), std::string::npos);
+}
+
+TEST(Stages, MethodNotAllowedNamesTheMethodsAndHeadWorks) {
+  auto s = settings_with({ModelRoute{.name = "*"}});
+  Outcome o = run(s, {"DELETE", "/v1/models", ""});
+  EXPECT_EQ(o.result.status, 405);
+  EXPECT_EQ(o.result.allow, "GET, HEAD");
+  o = run(s, {"GET", "/v1/chat/completions", ""});
+  EXPECT_EQ(o.result.status, 405);
+  EXPECT_EQ(o.result.allow, "POST");
+  o = run(s, {"HEAD", "/v1/models", ""});
+  EXPECT_EQ(o.result.status, 200);
 }
 
 }  // namespace
