@@ -65,15 +65,35 @@ asio::awaitable<void> serve_tls(tcp::socket sock, const ServeContext* ctx) {
   else co_await h1::serve_connection(std::move(stream), *ctx, {}, std::move(bundle));
 }
 
+asio::awaitable<void> back_off(asio::ip::tcp::acceptor* acc) {
+  asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));
+  co_await t.async_wait(kNoThrow);
+}
+
 asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor* acc, const ServeContext* ctx) {
+  const ServerOptions& opts = *ctx->options;
   for (;;) {
+    // Shedding on memory: new connections wait in the kernel's backlog.
+    while (opts.pause_accept && opts.pause_accept->load(std::memory_order_relaxed) && acc->is_open())
+      co_await back_off(acc);
     auto [ec, sock] = co_await acc->async_accept(kNoThrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
-      // Out of descriptors or a transient error: back off briefly instead of spinning.
-      asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));
-      co_await t.async_wait(kNoThrow);
+      // Out of descriptors or a transient error: counted, and a short back-off
+      // instead of spinning on a listener that stays readable.
+      if (ctx->observer) ctx->observer->on_accept_error(ec);
+      co_await back_off(acc);
       continue;
+    }
+    if (opts.max_connections > 0 && ctx->connections && ctx->connections->size() >= opts.max_connections) {
+      // At the cap an old idle keep-alive connection makes room; with none
+      // idle, the new one is refused (closed before any byte is read).
+      const bool made_room = ctx->connections->close_oldest_idle();
+      if (ctx->observer) ctx->observer->on_connection_shed(made_room ? "idle_evicted" : "over_capacity");
+      if (!made_room) {
+        close_socket(sock);
+        continue;
+      }
     }
     net::tune_socket(sock);
     if (ctx->tls) asio::co_spawn(acc->get_executor(), serve_tls(std::move(sock), ctx), asio::detached);

@@ -2,9 +2,11 @@
 // with, and the per-worker set of live connections that a drain walks.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <algorithm>
 
 #include "http/exchange.h"
 #include "http/h1/parser.h"
@@ -29,6 +31,11 @@ class ServerObserver {
   virtual void on_limit(std::string_view protocol, std::string_view limit) {}
   // A TLS handshake failed (bad client, no common protocol, timeout).
   virtual void on_tls_handshake_error() {}
+  // accept() failed (EMFILE, ENFILE, ...); the loop backs off and goes on.
+  virtual void on_accept_error(const boost::system::error_code& ec) {}
+  // A connection closed to stay under max_connections: "idle_evicted" (an old
+  // idle keep-alive connection) or "over_capacity" (a new one, none was idle).
+  virtual void on_connection_shed(std::string_view reason) {}
 };
 
 // Live connections of one worker, so a drain can close the idle ones and ask
@@ -39,17 +46,24 @@ class ConnectionSet {
    public:
     virtual ~Member() = default;
     virtual void drain() = 0;
+    // Between requests, with nothing in flight (a keep-alive connection waiting).
+    virtual bool idle() const { return false; }
     Member* prev = nullptr;
     Member* next = nullptr;
+    bool evicted = false;
   };
   void add(Member* m);
   void remove(Member* m);
   void drain_all();
+  // Closes the connection that has been open longest among the idle ones;
+  // false when none is idle.
+  bool close_oldest_idle();
   size_t size() const { return size_; }
   bool draining() const { return draining_; }
 
  private:
-  Member* head_ = nullptr;
+  Member* head_ = nullptr;  // newest
+  Member* tail_ = nullptr;  // oldest
   size_t size_ = 0;
   bool draining_ = false;
 };
@@ -59,10 +73,36 @@ struct ServerOptions {
   int64_t header_timeout_ms = 10'000;  // from the first byte of a request to its complete head; TLS handshake
   int64_t idle_timeout_ms = 60'000;    // keep-alive wait for the next request (HTTP/2: with no open stream)
   int64_t body_timeout_ms = 60'000;    // gap allowed between request body reads
+  int64_t body_deadline_ms = 0;        // the whole body, from the end of the head; 0: none
+  uint64_t min_body_rate = 0;          // bytes/s on average once the grace has passed; 0: none
+  int64_t min_body_rate_grace_ms = 5'000;
   int64_t write_stall_ms = 30'000;     // one response write may take this long (client not reading)
   size_t max_pipelined_bytes = 64 * 1024;
+  uint32_t max_connections = 0;        // this worker's share of server.max_connections; 0: none
+  const std::atomic<bool>* pause_accept = nullptr;  // while true, accept nothing (memory shedding)
   bool http2 = true;                   // h2c by preface on cleartext, "h2" by ALPN on TLS
   h2::Options h2;
+};
+
+// The time limits of one request body: a gap between reads, a deadline for
+// the whole body, and a minimum average rate once a grace period has passed
+// (a "slow POST" that trickles a few bytes at a time, as Kestrel's
+// MinRequestBodyDataRate). Codecs wait at most next_wait_ms() for more bytes;
+// when a wait runs out, broken() says which limit it was, if any.
+class BodyClock {
+ public:
+  BodyClock(const ServerOptions& o, int64_t start_ns) : o_(o), start_ns_(start_ns), last_ns_(start_ns) {}
+  void progress(int64_t now_ns) { last_ns_ = now_ns; }
+  int64_t next_wait_ms(uint64_t received, int64_t now_ns) const;
+  // "body_timeout", "min_body_rate", "body_gap", or nullptr while all hold.
+  const char* broken(uint64_t received, int64_t now_ns) const;
+  // The client-facing reason for a broken limit.
+  static std::string_view describe(const char* limit);
+
+ private:
+  const ServerOptions& o_;
+  int64_t start_ns_;
+  int64_t last_ns_;
 };
 
 // What one worker's accept loop hands each new connection to. Everything

@@ -126,7 +126,34 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
 
   void drain() override {
     draining = true;
-    if (idle) close_now();
+    if (waiting) close_now();
+  }
+  bool idle() const override { return waiting; }
+
+  // One read of request body bytes under the body limits (BodyClock): a limit
+  // that runs out cancels the read, not the connection, so a 408 can follow.
+  asio::awaitable<Status> read_body_some(BodyClock& clock, uint64_t received, asio::mutable_buffer buf, size_t& n) {
+    for (;;) {
+      timed_out = false;
+      body_wait = true;
+      deadline.arm_ms(clock.next_wait_ms(received, SteadyClock::mono_ns()));
+      auto [ec, got] = co_await sock.async_read_some(buf, kNoThrow);
+      deadline.disarm();
+      body_wait = false;
+      const int64_t now = SteadyClock::mono_ns();
+      if (!ec && got > 0) {
+        clock.progress(now);
+        n = got;
+        co_return Status::ok();
+      }
+      if (timed_out && ec == asio::error::operation_aborted) {
+        if (const char* limit = clock.broken(received, now))
+          co_return Status(Errc::kTimeout, std::string(BodyClock::describe(limit)));
+        continue;  // woke a moment early: no limit is broken yet
+      }
+      broken = broken || ec != asio::error::eof;
+      co_return Status(Errc::kClosed, "request body incomplete");
+    }
   }
 
   // Reads more bytes into rbuf. Returns false on EOF, error or timeout.
@@ -190,10 +217,11 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
   FlatBuffer rbuf{kReadChunk};
   std::string head_storage;
   H1Exchange<S> ex;
-  bool idle = true;
+  bool waiting = true;  // between requests, nothing buffered (keep-alive idle)
   bool draining = false;
   bool broken = false;
   bool timed_out = false;
+  bool body_wait = false;  // the deadline guards a request body read (see BodyClock)
   bool peer_gone = false;
   bool watching = false;
   uint64_t watch_gen = 0;
@@ -201,6 +229,11 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
  private:
   void on_deadline() {
     timed_out = true;
+    if (body_wait) {  // a body limit: cancel the read so a 408 can still be sent
+      boost::system::error_code ec;
+      socket_of(sock).cancel(ec);
+      return;
+    }
     close_now();
   }
   void on_readable(const boost::system::error_code& ec, uint64_t gen);
@@ -297,8 +330,8 @@ asio::awaitable<void> Connection<S>::run() {
   while (!broken) {
     if (draining && rbuf.empty()) break;
     // 1. The request head.
-    idle = rbuf.empty();
-    deadline.arm_ms(idle ? opts.idle_timeout_ms : opts.header_timeout_ms);
+    waiting = rbuf.empty();
+    deadline.arm_ms(waiting ? opts.idle_timeout_ms : opts.header_timeout_ms);
     ParseResult pr;
     size_t scanned = 0;
     bool got_head = false;
@@ -316,12 +349,12 @@ asio::awaitable<void> Connection<S>::run() {
       // Result to a local first: GCC 12 miscompiles co_await inside a condition.
       const bool more = co_await read_more();
       if (!more) break;
-      if (idle) {
-        idle = false;
+      if (waiting) {
+        waiting = false;
         deadline.arm_ms(opts.header_timeout_ms);
       }
     }
-    idle = false;
+    waiting = false;
     if (!got_head) {
       // EOF or timeout. A partial head that timed out is a slow client.
       if (timed_out && !rbuf.empty() && observer) observer->on_protocol_error(408, "request head timeout");
@@ -406,6 +439,7 @@ asio::awaitable<Status> H1Exchange<S>::read_body(std::string& out, uint64_t limi
     if (!s) co_return fail(s);
   }
   FlatBuffer& rbuf = c_.rbuf;
+  BodyClock clock(c_.opts, start_ns_);
   if (head_.content_length) {
     const size_t len = *head_.content_length;
     out.reserve(len + 64);  // spare room for parsers that over-read
@@ -416,15 +450,13 @@ asio::awaitable<Status> H1Exchange<S>::read_body(std::string& out, uint64_t limi
       size_t have = out.size();
       out.resize(len);
       while (have < len) {
-        c_.deadline.arm_ms(c_.opts.body_timeout_ms);
-        auto [ec, n] = co_await c_.sock.async_read_some(asio::buffer(out.data() + have, len - have), kNoThrow);
-        c_.deadline.disarm();
-        if (ec || n == 0) {
+        size_t got = 0;
+        Status st = co_await c_.read_body_some(clock, have, asio::buffer(out.data() + have, len - have), got);
+        if (!st) {
           out.resize(have);
-          c_.broken = c_.broken || ec != asio::error::eof;
-          co_return fail(Status(c_.timed_out ? Errc::kTimeout : Errc::kClosed, "request body incomplete"));
+          co_return fail(st);
         }
-        have += n;
+        have += got;
       }
     }
   } else {  // chunked
@@ -440,10 +472,11 @@ asio::awaitable<Status> H1Exchange<S>::read_body(std::string& out, uint64_t limi
       rbuf.consume(st.consumed);
       if (st.done) break;
       if (st.consumed == 0 && st.data.empty()) {
-        c_.deadline.arm_ms(c_.opts.body_timeout_ms);
-        bool ok = co_await c_.read_more();
-        c_.deadline.disarm();
-        if (!ok) co_return fail(Status(c_.timed_out ? Errc::kTimeout : Errc::kClosed, "request body incomplete"));
+        char* p = rbuf.prepare(kReadChunk);
+        size_t got = 0;
+        Status rs = co_await c_.read_body_some(clock, out.size(), asio::buffer(p, rbuf.writable()), got);
+        if (!rs) co_return fail(rs);
+        rbuf.commit(got);
       }
     }
     out.reserve(out.size() + 64);

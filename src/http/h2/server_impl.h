@@ -60,6 +60,7 @@ class H2Exchange final : public Exchange, public std::enable_shared_from_this<H2
     out.clear();
     if (head_.content_length && *head_.content_length > limit)
       co_return Status(Errc::kBodyTooLarge, "request body is larger than " + std::to_string(limit) + " bytes");
+    BodyClock clock(c_.opts, start_ns_);
     for (;;) {
       if (!st.body.empty()) {
         const size_t n = st.body.size();
@@ -72,9 +73,13 @@ class H2Exchange final : public Exchange, public std::enable_shared_from_this<H2
       }
       if (st.body_done) break;
       if (st.closed) co_return Status(Errc::kClosed, "stream reset by the client");
-      const bool woke = co_await waker_.wait(c_.opts.body_timeout_ms);
-      if (!woke && st.body.empty() && !st.body_done && !st.closed)
-        co_return Status(Errc::kTimeout, "request body incomplete");
+      const bool woke = co_await waker_.wait(clock.next_wait_ms(out.size(), SteadyClock::mono_ns()));
+      const int64_t now = SteadyClock::mono_ns();
+      if (!st.body.empty()) clock.progress(now);
+      if (!woke && st.body.empty() && !st.body_done && !st.closed) {
+        if (const char* limit = clock.broken(out.size(), now))
+          co_return Status(Errc::kTimeout, std::string(BodyClock::describe(limit)));
+      }
     }
     out.reserve(out.size() + 64);  // spare room for parsers that over-read
     co_return Status::ok();
@@ -191,6 +196,7 @@ class Connection final : public ConnectionSet::Member,
     }
     schedule_write();
   }
+  bool idle() const override { return codec.active_streams() == 0 && running_ == 0; }
 
   // ServerEvents
   Stream* open_stream(int32_t id) override {
