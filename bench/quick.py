@@ -11,7 +11,10 @@ instead of pooled HTTP/1.1 connections. The gateway
 is pinned to core 0 with one worker; the mock and the load generator share
 core 1. Reports requests/s, p50/p99, the gateway's CPU time per request and
 per forwarded SSE event (from /proc/<pid>/stat), RSS, and the ratio to
-direct. Bounded: ~10 s per run.
+direct. Then: the memory one idle keep-alive connection costs (4 000 of
+them, RSS before and after), and an A/B of the admission stage on the same
+wrk run: three RE2 header rules and the memory-watermark sampler off vs on,
+alternating runs, CPU per request. Bounded: ~10 s per run.
 """
 import json
 import os
@@ -67,11 +70,13 @@ def rss_kb(pid, key="VmRSS"):
     return 0
 
 
-def wrk_script(body, path):
-    lua = os.path.join(tempfile.gettempdir(), f"sluice-bench-{os.getpid()}-{abs(hash(body))}.lua")
+def wrk_script(body, path, headers=None):
+    lua = os.path.join(tempfile.gettempdir(), f"sluice-bench-{os.getpid()}-{abs(hash((body, str(headers))))}.lua")
     with open(lua, "w") as f:
         f.write('wrk.method = "POST"\n')
         f.write('wrk.headers["Content-Type"] = "application/json"\n')
+        for k, v in (headers or {}).items():
+            f.write(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n")
         f.write("wrk.body = " + json.dumps(body) + "\n")
     return lua
 
@@ -84,8 +89,8 @@ def parse_latency(text, pct):
     return v * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(port, body, gw_pid, scheme="http"):
-    lua = wrk_script(body, "/v1/chat/completions")
+def run_wrk(port, body, gw_pid, scheme="http", headers=None):
+    lua = wrk_script(body, "/v1/chat/completions", headers)
     url = f"{scheme}://127.0.0.1:{port}/v1/chat/completions"
     # Warm up connections and pools.
     subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNS}", "-d1s", "-s", lua, url],
@@ -169,6 +174,67 @@ def stop(p):
             p.wait()
 
 
+# Admission A/B: a typical rule set (three RE2 header rules) and the memory
+# watermark sampler, off vs on, on the same request with the same headers.
+RULE_HEADERS = {"Authorization": "Bearer sk-bench-0123456789abcdef", "X-Request-ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "X-Model-Name": "mock-1"}
+ADMISSION_ON = """admission:
+  header_rules:
+    - {header: x-request-id, pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'}
+    - {header: authorization, pattern: '^Bearer [A-Za-z0-9._~+/-]+=*$', required: true}
+    - {header: x-model-name, pattern: '^[A-Za-z0-9._:/-]{1,128}$'}
+  memory: {limit: 4GiB, sample: 100ms}
+"""
+
+
+def admission_ab(tmp, mock_port, rounds=3):
+    """CPU per request with the admission rules off and on, alternating runs."""
+    base = f"""server: {{listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", workers: 1, access_log: "off"}}
+upstreams:
+  - {{name: mock, endpoints: ["http://127.0.0.1:{mock_port}"], max_idle_per_endpoint: 1024}}
+models:
+  - {{name: "*", upstream: mock}}
+"""
+    per_req = {"off": [], "on": []}
+    for rnd in range(rounds):
+        for mode in ("off", "on"):
+            cfg = os.path.join(tmp, f"ab-{mode}.yaml")
+            with open(cfg, "w") as f:
+                f.write(base + (ADMISSION_ON if mode == "on" else ""))
+            pf = os.path.join(tmp, f"ab-{mode}-{rnd}.json")
+            gw, ports = start([os.path.join(BIN, "sluice"), "--config", cfg, "--port-file", pf], GW_CPU, pf)
+            try:
+                r = run_wrk(ports["api"], CHAT, gw.pid, headers=RULE_HEADERS)
+                if r["errors"]:
+                    raise RuntimeError(f"admission {mode}: {r['errors']} errors")
+                per_req[mode].append(r["cpu_s"] / r["requests"] * 1e6)
+            finally:
+                stop(gw)
+    return per_req
+
+
+def idle_connection_memory(port, pid, n):
+    """RSS added by n idle keep-alive connections (each served one request)."""
+    import socket
+    before = rss_kb(pid)
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"GET /v1/models HTTP/1.1\r\nhost: bench\r\n\r\n")
+            socks.append(s)
+        for s in socks:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += s.recv(65536)
+        time.sleep(0.5)
+        after = rss_kb(pid)
+    finally:
+        for s in socks:
+            s.close()
+    return (after - before) * 1024 / n
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="sluice-bench-")
     mock_pf, gw_pf = os.path.join(tmp, "mock.json"), os.path.join(tmp, "gw.json")
@@ -233,6 +299,11 @@ models:
             r["rss_kb"] = rss_kb(gw.pid)
         results["sse_mux_1x100"] = {"runs": mux, "events_per_request": TOKENS + 3}
         peak_rss = rss_kb(gw.pid, "VmHWM")
+        idle_conns = int(os.environ.get("BENCH_IDLE_CONNS", "4000"))
+        idle_bytes = idle_connection_memory(gports["api"], gw.pid, idle_conns)
+        stop(gw)
+        gw = None
+        ab = admission_ab(tmp, mports["api"])
     finally:
         if gw:
             stop(gw)
@@ -258,11 +329,17 @@ models:
             if proto in runs and f"{proto} direct" in runs:
                 print(f"{'':<14} ratio sluice/direct req/s ({proto}): "
                       f"{runs[proto]['rps'] / runs[proto + ' direct']['rps']:.2f}")
-    print(f"\nsluice RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB")
+    print(f"\nsluice RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB;"
+          f" {idle_bytes / 1024:.2f} KiB per idle keep-alive connection ({idle_conns} connections)")
+    med = {k: sorted(v)[len(v) // 2] for k, v in ab.items()}
+    print(f"admission (chat, h1, wrk): CPU us/req off {med['off']:.2f}, on {med['on']:.2f}"
+          f" (3 RE2 header rules + memory sampler): {med['on'] - med['off']:+.2f} us/req"
+          f" [runs off {', '.join(f'{x:.1f}' for x in ab['off'])}; on {', '.join(f'{x:.1f}' for x in ab['on'])}]")
     bad = sum(x["errors"] for r in results.values() for x in r["runs"].values())
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", "quick-latest.json"), "w") as f:
-        json.dump({"idle_rss_kb": idle_rss, "peak_rss_kb": peak_rss, "results": results,
+        json.dump({"idle_rss_kb": idle_rss, "peak_rss_kb": peak_rss, "idle_conn_bytes": idle_bytes,
+                   "admission_us_per_req": ab, "results": results,
                    "conns": CONNS, "seconds": DURATION}, f, indent=1)
     return 1 if bad else 0
 

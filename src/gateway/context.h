@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,6 +13,8 @@
 #include "http/exchange.h"
 #include "llm/request_inspector.h"
 #include "llm/usage.h"
+#include "policy/concurrency.h"
+#include "policy/header_rules.h"
 
 namespace sluice::upstream {
 class Call;
@@ -58,6 +62,21 @@ struct RequestContext {
   // The worker's list of running requests (WorkerContext::cut_live_requests).
   RequestContext* live_prev = nullptr;
   RequestContext* live_next = nullptr;
+
+  // A header rule the request broke (for the audit log and its metric).
+  std::optional<policy::HeaderViolation> header_violation;
+  // Concurrency slots held until the request ends (released by ~Slots).
+  struct Slots {
+    std::array<policy::ConcurrencyLimit*, 3> held{};
+    size_t count = 0;
+    size_t next_gate = 0;  // the limit stage's progress through the gates
+    Slots() = default;
+    Slots(const Slots&) = delete;
+    Slots& operator=(const Slots&) = delete;
+    ~Slots() {
+      while (count > 0) held[--count]->release();
+    }
+  } slots;
 };
 
 }  // namespace sluice::gateway

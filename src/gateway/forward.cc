@@ -34,14 +34,13 @@ bool token_in_list(std::string_view list, std::string_view token) {
   return false;
 }
 
-// Client request headers the gateway never forwards: framing and hop-by-hop,
-// the client's credentials for the gateway, and what the gateway sets itself.
-bool drop_request_header(std::string_view name, std::string_view connection_tokens) {
-  if (http::is_hop_by_hop(name)) return true;
-  static constexpr std::string_view kDrop[] = {"host", "content-length", "authorization", "x-api-key",
-                                               "x-request-id", "expect", "accept-encoding"};
-  for (auto d : kDrop)
-    if (http::iequals(name, d)) return true;
+// Client request headers the gateway never forwards: its own (stage.h), those
+// the client named in Connection, and, on a route with a drop-mode
+// allow-list, those the list does not name.
+bool drop_request_header(std::string_view name, std::string_view connection_tokens,
+                         const std::optional<policy::AllowHeaders>& allow) {
+  if (gateway_owned_header(name)) return true;
+  if (allow && !allow->allows(name)) return true;
   return !connection_tokens.empty() && token_in_list(connection_tokens, name);
 }
 
@@ -59,7 +58,7 @@ std::vector<http::Header> request_fields(const RequestContext& rc, const Upstrea
   f.reserve(req.headers.size() + up.headers.size() + 2);
   std::string_view conn_tokens = req.find("connection");
   for (const auto& h : req.headers)
-    if (!drop_request_header(h.name, conn_tokens)) f.push_back(h);
+    if (!drop_request_header(h.name, conn_tokens, rc.route->allow_headers)) f.push_back(h);
   if (!up.authorization.empty()) f.push_back({"authorization", up.authorization});
   for (const auto& [k, v] : up.headers) f.push_back({k, v});
   f.push_back({"x-request-id", rc.request_id});
@@ -237,7 +236,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
       co_return;
     }
     if (rc.cut) {
-      co_await reply_locally(rc, 503, rc.cut, "the gateway is shutting down; retry elsewhere");
+      co_await reply_locally(rc, StageResult::error(503, rc.cut, "the gateway is shutting down; retry elsewhere"));
       co_return;
     }
     if (const char* f = timer.fired()) {
@@ -245,12 +244,13 @@ asio::awaitable<void> forward(RequestContext& rc) {
       w.metrics.counter(w.fam.timeouts, {kind}).inc();
       // A connect timeout was already counted as an upstream error in the loop.
       if (kind != "connect") w.metrics.counter(w.fam.upstream_errors, {up.name, kind + "_timeout"}).inc();
-      co_await reply_locally(rc, 504, "upstream_timeout",
-                                    "the upstream did not answer in time (" + kind + " timeout)");
+      co_await reply_locally(
+          rc, StageResult::error(504, "upstream_timeout", "the upstream did not answer in time (" + kind + " timeout)"));
     } else {
       // The client learns which upstream failed and why, never its
       // addresses: the endpoint is in the access log (error_detail).
-      co_await reply_locally(rc, 502, "upstream_unavailable", "upstream " + up.name + " failed: " + last_error);
+      co_await reply_locally(rc,
+                             StageResult::error(502, "upstream_unavailable", "upstream " + up.name + " failed: " + last_error));
     }
     co_return;
   }

@@ -1,5 +1,8 @@
 #include "gateway/gateway.h"
 
+#include <malloc.h>
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -14,6 +17,7 @@
 #include "http/error_body.h"
 #include "net/listener.h"
 #include "obs/build_info.h"
+#include "policy/memory_probe.h"
 
 namespace sluice::gateway {
 
@@ -26,6 +30,8 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // After the drain deadline: how long the requests that were cut get to send
 // their final error event before the process stops.
 constexpr auto kDrainCutGrace = 1000ms;
+// Idle upstream connections each endpoint keeps per worker when memory is trimmed.
+constexpr size_t kIdleUpstreamKeep = 4;
 
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
@@ -40,6 +46,18 @@ asio::awaitable<void> flush_log_periodically(obs::AccessLogBuffer* log) {
 }
 
 asio::awaitable<void> call_admin(Gateway* g, http::Exchange& ex);
+
+// Each worker's share of server.max_connections, kept below the process's
+// descriptor limit (with room for upstream connections, logs and listeners).
+uint32_t connection_share(uint32_t max_connections, size_t workers) {
+  rlimit rl{};
+  uint64_t cap = max_connections;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    const uint64_t usable = rl.rlim_cur > 512 ? (rl.rlim_cur - 256) * 3 / 4 : rl.rlim_cur / 2;
+    cap = std::min<uint64_t>(cap, usable);
+  }
+  return static_cast<uint32_t>(std::max<uint64_t>(1, (cap + workers - 1) / std::max<size_t>(1, workers)));
+}
 
 std::string host_header(const std::string& host, uint16_t port, bool tls) {
   std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
@@ -61,6 +79,17 @@ Gateway::Gateway(std::shared_ptr<const Settings> settings, GatewayOptions option
 void Gateway::update_scrape_gauges() {
   const int64_t now = SteadyClock::mono_ns();
   const Settings& s = *settings_;
+  auto limit_gauges = [&](const policy::ConcurrencyLimit* l, const std::string& scope) {
+    if (!l) return;
+    main_metrics_->gauge(fam_->concurrency_active, {scope}).set(l->active());
+    main_metrics_->gauge(fam_->concurrency_queued, {scope}).set(static_cast<int64_t>(l->queued()));
+  };
+  limit_gauges(policy_->global.get(), "global");
+  for (size_t u = 0; u < policy_->per_upstream.size(); ++u)
+    limit_gauges(policy_->per_upstream[u].get(), "upstream:" + s.upstreams[u].name);
+  for (size_t m = 0; m < policy_->per_model.size(); ++m)
+    limit_gauges(policy_->per_model[m].get(), "model:" + s.models[m].name);
+  if (watermark_->limit() == 0) main_metrics_->gauge(fam_->memory_level).set(static_cast<int64_t>(policy::process_rss_bytes()));
   for (size_t u = 0; u < shared_.health.size(); ++u)
     for (size_t e = 0; e < shared_.health[u].size(); ++e)
       main_metrics_->gauge(fam_->endpoint_up, {s.upstreams[u].name, s.upstreams[u].endpoints[e].url})
@@ -80,6 +109,11 @@ Status Gateway::start() {
   auto log = obs::AccessLog::open(s.server.access_log);
   if (!log) return log.status();
   access_log_ = std::move(*log);
+  auto audit = obs::AccessLog::open(s.admission.audit_log);
+  if (!audit) return Status(Errc::kInvalid, "admission.audit_log: " + audit.status().message());
+  audit_log_ = std::move(*audit);
+  policy_ = std::make_unique<SharedPolicy>(s);
+  if (Status ms = start_memory_watermark(); !ms) return ms;
 
   // The embedded mock model, when a configuration uses it.
   bool wants_mock = false;
@@ -160,12 +194,16 @@ Status Gateway::start() {
   if (!admin) return admin.status();
   admin_ = std::move(*admin);
 
+  const uint32_t per_worker_connections = connection_share(s.server.max_connections, workers_.size());
   for (size_t i = 0; i < workers_.size(); ++i) {
     auto& ctx = workers_.at(i).ctx();
     obs::AccessLogBuffer* buf = access_log_->enabled() ? &access_log_->add_buffer() : nullptr;
-    contexts_.push_back(
-        std::make_unique<WorkerContext>(ctx, settings_, shared_, registry_.add_shard(), *fam_, buf));
+    obs::AccessLogBuffer* abuf = audit_log_->enabled() ? &audit_log_->add_buffer() : nullptr;
+    contexts_.push_back(std::make_unique<WorkerContext>(ctx, settings_, shared_, registry_.add_shard(), *fam_, buf,
+                                                        policy_.get(), abuf));
     WorkerContext& w = *contexts_.back();
+    w.server_opts.max_connections = per_worker_connections;
+    if (s.admission.memory.stop_accepting) w.server_opts.pause_accept = &policy_->shedding;
     api_->start(i, {&w.handler, &w.server_opts, &w, &w.connections});
     if (tls_listener_) tls_listener_->start(i, {&w.handler, &w.server_opts, &w, &w.connections, tls_.get()});
     if (mock_) {
@@ -173,6 +211,7 @@ Status Gateway::start() {
       mock_->start(i, {&options_.builtin_backend, &mock_opts_, nullptr, mock_connections_.back().get()});
     }
     if (buf) asio::co_spawn(ctx, flush_log_periodically(buf), asio::detached);
+    if (abuf) asio::co_spawn(ctx, flush_log_periodically(abuf), asio::detached);
   }
 
   admin_opts_.idle_timeout_ms = 30'000;
@@ -266,6 +305,82 @@ void Gateway::begin_drain() {
   }
 }
 
+Status Gateway::start_memory_watermark() {
+  const MemoryShedding& m = settings_->admission.memory;
+  uint64_t limit = m.limit;
+  const char* source = "admission.memory.limit";
+  if (limit == 0) {
+    if (auto cg = policy::cgroup_memory_limit()) {
+      limit = *cg;
+      source = "the cgroup's memory limit";
+    }
+  }
+  watermark_ = std::make_unique<policy::MemoryWatermark>(
+      policy::MemoryWatermark::Options{.limit = limit, .high = m.high, .low = m.low});
+  main_metrics_->gauge(fam_->memory_limit).set(static_cast<int64_t>(limit));
+  if (limit == 0) {
+    std::fprintf(stderr, "sluice: memory shedding off (no cgroup memory limit; set admission.memory.limit)\n");
+  } else {
+    std::fprintf(stderr, "sluice: memory shedding above %.0f MiB, admitting again below %.0f MiB (%.0f%%/%.0f%% of %.0f MiB, %s)\n",
+                 watermark_->high_bytes() / 1048576.0, watermark_->low_bytes() / 1048576.0, m.high * 100, m.low * 100,
+                 limit / 1048576.0, source);
+  }
+  return Status::ok();
+}
+
+void Gateway::sample_memory() {
+  const uint64_t rss = policy::process_rss_bytes();
+  const auto event = watermark_->update(rss, SteadyClock::mono_ns());
+  main_metrics_->gauge(fam_->memory_level).set(static_cast<int64_t>(rss));
+  switch (event) {
+    case policy::MemoryWatermark::Event::kStartShedding:
+      policy_->shedding.store(true, std::memory_order_relaxed);
+      main_metrics_->gauge(fam_->memory_state).set(1);
+      main_metrics_->counter(fam_->memory_transitions, {"shedding"}).inc();
+      std::fprintf(stderr, "sluice: memory %.1f MiB is over the high watermark (%.1f MiB): new requests get 503\n",
+                   rss / 1048576.0, watermark_->high_bytes() / 1048576.0);
+      break;
+    case policy::MemoryWatermark::Event::kStopShedding:
+      policy_->shedding.store(false, std::memory_order_relaxed);
+      main_metrics_->gauge(fam_->memory_state).set(0);
+      main_metrics_->counter(fam_->memory_transitions, {"admitting"}).inc();
+      std::fprintf(stderr, "sluice: memory %.1f MiB is under the low watermark (%.1f MiB): admitting again\n",
+                   rss / 1048576.0, watermark_->low_bytes() / 1048576.0);
+      give_back_memory();
+      break;
+    case policy::MemoryWatermark::Event::kTrim:
+      give_back_memory();
+      break;
+    case policy::MemoryWatermark::Event::kNone:
+      break;
+  }
+}
+
+namespace {
+
+asio::awaitable<void> trim_worker(WorkerContext* w) {
+  for (auto& per_upstream : w->pools)
+    for (auto& pool : per_upstream) pool->trim_idle(kIdleUpstreamKeep);
+  co_return;
+}
+
+asio::awaitable<void> sample_memory_periodically(Gateway* g, std::chrono::milliseconds every) {
+  for (;;) {
+    g->sample_memory();
+    co_await sleep_for(every);
+  }
+}
+
+}  // namespace
+
+// Low on memory pressure: idle upstream connections beyond a few per
+// endpoint close on each worker, and freed heap goes back to the kernel.
+void Gateway::give_back_memory() {
+  for (size_t i = 0; i < workers_.size(); ++i)
+    asio::co_spawn(workers_.at(i).ctx(), trim_worker(contexts_[i].get()), asio::detached);
+  malloc_trim(0);
+}
+
 bool Gateway::drained() const { return drained_workers_.load() >= workers_.size(); }
 
 size_t Gateway::live_requests() const {
@@ -319,10 +434,13 @@ int Gateway::run() {
                    asio::detached);
   asio::co_spawn(main_ctx_, wait_for_signal_then_drain(this, &main_ctx_, settings_->server.drain_timeout),
                  asio::detached);
+  if (watermark_->limit() > 0)
+    asio::co_spawn(main_ctx_, sample_memory_periodically(this, settings_->admission.memory.sample), asio::detached);
   main_ctx_.run();
   workers_.stop();
   workers_.join();
   if (access_log_) access_log_->flush_all_and_stop();
+  if (audit_log_) audit_log_->flush_all_and_stop();
   std::fprintf(stderr, "sluice: stopped\n");
   return 0;
 }

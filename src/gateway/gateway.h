@@ -9,6 +9,8 @@
 
 #include "core/status.h"
 #include "gateway/settings.h"
+#include "gateway/shared_policy.h"
+#include "policy/memory_watermark.h"
 #include "gateway/worker_context.h"
 #include "http/exchange.h"
 #include "http/listener.h"
@@ -57,10 +59,14 @@ class Gateway {
   // The drain deadline: each worker ends its remaining requests (see
   // WorkerContext::cut_live_requests).
   void cut_live_requests(bool force);
+  // One memory-watermark sample (main thread, every admission.memory.sample).
+  void sample_memory();
 
  private:
   Status write_port_file() const;
   void update_scrape_gauges();
+  Status start_memory_watermark();
+  void give_back_memory();
 
   std::shared_ptr<const Settings> settings_;
   GatewayOptions options_;
@@ -68,6 +74,9 @@ class Gateway {
   std::unique_ptr<GatewayMetrics> fam_;
   obs::Shard* main_metrics_ = nullptr;  // written by the main thread only
   std::unique_ptr<obs::AccessLog> access_log_;
+  std::unique_ptr<obs::AccessLog> audit_log_;  // admission.audit_log
+  std::unique_ptr<SharedPolicy> policy_;
+  std::unique_ptr<policy::MemoryWatermark> watermark_;
   net::WorkerPool workers_;
   SharedUpstreams shared_;
   std::vector<std::unique_ptr<WorkerContext>> contexts_;

@@ -43,6 +43,19 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
                          {"version", "commit", "mode"})),
       endpoint_up(r.gauge("sluice_upstream_endpoint_up",
                           "1 while an upstream endpoint takes traffic, 0 while it is marked down after failures.",
-                          {"upstream", "endpoint"})) {}
+                          {"upstream", "endpoint"})),
+      header_rejections(r.counter("sluice_header_rule_rejections_total",
+                                  "Requests refused by a header rule (admission.header_rules, the value cap, allow-lists).",
+                                  {"rule"})),
+      memory_state(r.gauge("sluice_memory_shedding", "1 while over the memory high watermark (new requests get 503).")),
+      memory_level(r.gauge("sluice_memory_level_bytes", "Memory the gateway holds (sampled RSS).")),
+      memory_limit(r.gauge("sluice_memory_limit_bytes", "The memory limit shedding is measured against (0: none).")),
+      memory_transitions(r.counter("sluice_memory_transitions_total", "Memory watermark state changes.", {"to"})),
+      concurrency_active(r.gauge("sluice_concurrency_active", "Requests holding a concurrency slot, by limit.", {"scope"})),
+      concurrency_queued(r.gauge("sluice_concurrency_queued", "Requests waiting for a concurrency slot, by limit.", {"scope"})),
+      accept_errors(r.counter("sluice_accept_errors_total", "Failed accepts on the client listeners, by error.", {"error"})),
+      connections_shed(r.counter("sluice_connections_shed_total",
+                                 "Client connections closed to stay under server.max_connections, by reason.",
+                                 {"reason"})) {}
 
 }  // namespace sluice::gateway

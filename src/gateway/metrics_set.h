@@ -32,6 +32,15 @@ struct GatewayMetrics {
   obs::CounterFamily tls_handshake_errors;
   obs::GaugeFamily build_info;         // {version, commit, mode}: always 1
   obs::GaugeFamily endpoint_up;        // {upstream, endpoint}: 1 takes traffic, 0 marked down
+  obs::CounterFamily header_rejections;  // {rule}: requests refused by a header rule
+  obs::GaugeFamily memory_state;       // 0 admitting, 1 shedding
+  obs::GaugeFamily memory_level;       // bytes held (sampled RSS)
+  obs::GaugeFamily memory_limit;       // bytes (0: no limit known)
+  obs::CounterFamily memory_transitions;  // {to}: shedding | admitting
+  obs::GaugeFamily concurrency_active;  // {scope}: global, upstream:<name>, model:<name>
+  obs::GaugeFamily concurrency_queued;  // {scope}
+  obs::CounterFamily accept_errors;    // {error}: EMFILE, ENFILE, ...
+  obs::CounterFamily connections_shed;  // {reason}: idle_evicted | over_capacity
 };
 
 // The kinds of sluice_upstream_errors_total, each present at 0 from start so

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http/h2/codec.h"
+#include "policy/header_rules.h"
 
 namespace sluice::gateway {
 
@@ -31,6 +32,16 @@ struct Timeouts {
   Millis client_stall{30000};  // a client that reads nothing for this long is dropped
 
   bool operator==(const Timeouts&) const = default;
+};
+
+// A concurrency limit with a bounded wait queue (policy::ConcurrencyLimit).
+struct Concurrency {
+  uint32_t max = 0;  // 0: no limit
+  uint32_t queue = 0;
+  Millis queue_timeout{2000};
+  int status = 503;  // the answer when the queue is full or the wait times out: 503 or 429
+
+  bool enabled() const { return max > 0; }
 };
 
 struct TlsClient {
@@ -70,6 +81,7 @@ struct Upstream {
   bool http2 = false;  // protocol "h2": h2 by ALPN over https, h2c with prior knowledge over http
   UpstreamHttp2 h2;
   Timeouts timeouts;                    // fully resolved (defaults <- upstream)
+  Concurrency concurrency;
 };
 
 struct ModelRoute {
@@ -81,6 +93,8 @@ struct ModelRoute {
   std::string upstream_model;
   size_t upstream = 0;  // index into Settings::upstreams
   Timeouts timeouts;    // fully resolved (defaults <- upstream <- model)
+  std::optional<policy::AllowHeaders> allow_headers;
+  Concurrency concurrency;
 };
 
 // The TLS listener (HTTP/1.1 and HTTP/2 by ALPN).
@@ -103,13 +117,42 @@ struct Server {
   Millis idle_timeout{60000};         // keep-alive idle
   Millis drain_timeout{30000};        // graceful shutdown deadline
   std::string access_log = "stdout";  // stdout | stderr | off | a file path
+  uint64_t max_header_value_bytes = 8 * 1024;  // any one header value (-> 431 naming the header)
+  Millis body_timeout{30000};         // the whole request body must arrive within this
+  // A body slower than this on average, once `grace` has passed, is cut (a
+  // "slow POST"): 408 and close. 0 bytes/s turns the check off.
+  uint64_t min_body_rate = 1024;      // bytes per second
+  Millis min_body_rate_grace{5000};
+  // Open client connections (all workers together; each worker gets its share).
+  // Near the cap the oldest idle keep-alive connections are closed first.
+  uint32_t max_connections = 10000;
   ServerTls tls;
   bool http2 = true;  // h2c (prior knowledge) on `listen`, "h2" by ALPN on the TLS listener
   http::h2::Options h2;
 };
 
+// Memory-watermark shedding (policy::MemoryWatermark).
+struct MemoryShedding {
+  uint64_t limit = 0;    // bytes; 0: the cgroup's memory.max when there is one, else off
+  double high = 0.75;    // stop admitting at this fraction of the limit
+  double low = 0.30;     // admit again below this fraction
+  Millis sample{100};
+  bool stop_accepting = false;  // also stop accepting new connections while shedding
+  Millis retry_after{1000};     // Retry-After of the 503 (rounded up to seconds)
+};
+
+// What is admitted at all: header rules (with an audit trail), memory
+// shedding, the global concurrency limit.
+struct Admission {
+  policy::HeaderRules header_rules;  // also holds server.max_header_value_bytes
+  std::string audit_log = "stderr";  // stderr | stdout | off | a file path
+  MemoryShedding memory;
+  Concurrency concurrency;
+};
+
 struct Settings {
   Server server;
+  Admission admission;
   Timeouts default_timeouts;
   std::vector<Upstream> upstreams;
   std::vector<ModelRoute> models;

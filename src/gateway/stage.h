@@ -22,18 +22,22 @@ struct StageResult {
   std::string message;  // client-facing
   std::string body;     // a full JSON body instead of an error (e.g. GET /v1/models)
   std::string_view allow;  // 405: the methods the path takes (the Allow header)
+  int retry_after_s = 0;   // 429/503: the Retry-After header, when > 0
 
   static StageResult next() { return {}; }
-  static StageResult suspend() { return {StageAction::kSuspend, 0, {}, {}, {}, {}}; }
+  static StageResult suspend() { return {StageAction::kSuspend}; }
   static StageResult error(int status, std::string code, std::string message) {
-    return {StageAction::kRespond, status, std::move(code), std::move(message), {}, {}};
+    return {StageAction::kRespond, status, std::move(code), std::move(message)};
   }
   static StageResult reply(int status, std::string body) {
-    return {StageAction::kRespond, status, {}, {}, std::move(body), {}};
+    return {StageAction::kRespond, status, {}, {}, std::move(body)};
   }
   static StageResult method_not_allowed(std::string_view path, std::string_view allow) {
     return {StageAction::kRespond, 405, "method_not_allowed",
             "use " + std::string(allow) + " for " + std::string(path), {}, allow};
+  }
+  static StageResult overloaded(int status, std::string message, int retry_after_s) {
+    return {StageAction::kRespond, status, "overloaded", std::move(message), {}, {}, retry_after_s};
   }
 };
 
@@ -45,8 +49,17 @@ class Stage {
   virtual boost::asio::awaitable<StageResult> resume(RequestContext& rc);
 };
 
-// The stages in order: admit, validate, inspect (reads the body), route.
-// `draining` is read by admit at each request.
-std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining);
+struct SharedPolicy;
+
+// Request headers the gateway handles itself and never forwards as they came:
+// hop-by-hop and framing fields, the client's credentials for the gateway,
+// the request id. Route allow-lists do not apply to them.
+bool gateway_owned_header(std::string_view name);
+
+// The stages in order: admit (drain, memory shedding), validate (path,
+// method, header rules), inspect (reads the body), route (model, allow-list),
+// limit (concurrency, may wait in a queue). `draining` is read by admit at
+// each request; `policy` may be null (no shedding, no limits).
+std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining, SharedPolicy* policy);
 
 }  // namespace sluice::gateway

@@ -1,6 +1,7 @@
 #include <random>
 
 #include "gateway/stage.h"
+#include "gateway/shared_policy.h"
 #include "http/error_body.h"
 #include "llm/request_inspector.h"
 #include "core/json_escape.h"
@@ -54,16 +55,22 @@ std::string models_list(const Settings& s) {
 
 class AdmitStage final : public Stage {
  public:
-  explicit AdmitStage(const bool* draining) : draining_(draining) {}
+  AdmitStage(const bool* draining, const SharedPolicy* policy) : draining_(draining), policy_(policy) {}
   std::string_view name() const override { return "admit"; }
-  StageResult process(RequestContext&) override {
+  StageResult process(RequestContext& rc) override {
     if (draining_ && *draining_)
       return StageResult::error(503, "server_shutting_down", "the gateway is shutting down; retry elsewhere");
+    if (policy_ && policy_->shedding.load(std::memory_order_relaxed)) {
+      const auto& m = rc.settings->admission.memory;
+      return StageResult::overloaded(503, "the gateway is over its memory high watermark; retry shortly",
+                                     static_cast<int>((m.retry_after.count() + 999) / 1000));
+    }
     return StageResult::next();
   }
 
  private:
   const bool* draining_;
+  const SharedPolicy* policy_;
 };
 
 class ValidateStage final : public Stage {
@@ -71,8 +78,11 @@ class ValidateStage final : public Stage {
   std::string_view name() const override { return "validate"; }
   StageResult process(RequestContext& rc) override {
     const auto& req = rc.ex.request();
+    const auto violation = rc.settings->admission.header_rules.check(req.headers);
+    // The client's id, unless a header rule refused that very header.
     std::string_view id = req.find("x-request-id");
-    rc.request_id = valid_request_id(id) ? std::string(id) : new_request_id();
+    const bool id_refused = violation && violation->header == "x-request-id";
+    rc.request_id = valid_request_id(id) && !id_refused ? std::string(id) : new_request_id();
 
     std::string_view path = req.path();
     if (path.substr(0, 4) != "/v1/")
@@ -85,6 +95,14 @@ class ValidateStage final : public Stage {
       return StageResult::reply(200, models_list(*rc.settings));
     }
     if (rc.kind != llm::ApiKind::kOther && req.method != "POST") return StageResult::method_not_allowed(path, "POST");
+    if (const auto& v = violation) {
+      rc.header_violation = v;
+      // Names the header, never echoes its value.
+      std::string what = v->code == "missing_header"           ? "is required"
+                         : v->code == "header_value_too_large" ? "is too large (" + std::to_string(v->value_length) + " bytes)"
+                                                               : "does not have the expected format";
+      return StageResult::error(v->status, std::string(v->code), "header '" + std::string(v->header) + "' " + what);
+    }
     return StageResult::next();
   }
 };
@@ -138,13 +156,14 @@ class RouteStage final : public Stage {
         return StageResult::error(404, "no_default_route",
                                   "This request names no model and no default route is configured "
                                   "(add a models entry named \"*\" or set default_upstream)");
-      return StageResult::next();
+      return check_allow_list(rc);
     }
     rc.route = rc.settings->find_model(rc.info.model);
     if (!rc.route) {
       return StageResult::error(404, "model_not_found",
                                 "The model '" + rc.info.model + "' does not exist or is not served here");
     }
+    if (StageResult r = check_allow_list(rc); r.action != StageAction::kContinue) return r;
     // Aliases and upstream_model: the upstream is asked for its own name.
     if (!rc.route->upstream_model.empty()) llm::rewrite_model(rc.body, rc.info, rc.route->upstream_model);
     if (rc.info.stream && !rc.info.include_usage &&
@@ -155,16 +174,89 @@ class RouteStage final : public Stage {
     }
     return StageResult::next();
   }
+
+ private:
+  // A route's allow-list in reject mode refuses a request that carries a
+  // header it does not name (drop mode is applied by the forwarder).
+  static StageResult check_allow_list(RequestContext& rc) {
+    const auto& allow = rc.route->allow_headers;
+    if (!allow || allow->mode != policy::AllowHeaders::Mode::kReject) return StageResult::next();
+    for (const http::Header& h : rc.ex.request().headers) {
+      if (gateway_owned_header(h.name) || allow->allows(h.name)) continue;
+      rc.header_violation = policy::HeaderViolation{400, "header_not_allowed", "allow_headers", h.name, h.value.size()};
+      return StageResult::error(400, "header_not_allowed",
+                                "header '" + std::string(h.name) + "' is not allowed on this route");
+    }
+    return StageResult::next();
+  }
+};
+
+// Waits for a slot under each concurrency limit in turn (global, upstream,
+// model). Slots are taken without waiting when there is room; a full limit
+// queues the request (in order of arrival) up to its queue timeout.
+class LimitStage final : public Stage {
+ public:
+  explicit LimitStage(SharedPolicy* policy) : policy_(policy) {}
+  std::string_view name() const override { return "limit"; }
+
+  StageResult process(RequestContext& rc) override {
+    if (!policy_) return StageResult::next();
+    const auto gates = policy_->gates_for(*rc.settings, rc.route);
+    for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
+      policy::ConcurrencyLimit* l = gates[slots.next_gate].limit;
+      if (!l) continue;
+      if (!l->try_acquire()) return StageResult::suspend();
+      slots.held[slots.count++] = l;
+    }
+    return StageResult::next();
+  }
+
+  boost::asio::awaitable<StageResult> resume(RequestContext& rc) override {
+    const auto gates = policy_->gates_for(*rc.settings, rc.route);
+    for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
+      const auto [l, config] = gates[slots.next_gate];
+      if (!l) continue;
+      policy::ConcurrencyLimit::Wait wait;
+      // A client that goes away leaves the queue at once.
+      rc.ex.set_abort_hook([&wait] { wait.cancel(); });
+      const auto outcome = co_await l->acquire(rc.ex.executor(), wait);
+      rc.ex.set_abort_hook(nullptr);
+      if (outcome == policy::ConcurrencyLimit::Outcome::kAcquired) slots.held[slots.count++] = l;
+      if (outcome == policy::ConcurrencyLimit::Outcome::kCancelled || rc.ex.aborted())
+        co_return StageResult::error(499, "client_closed", "the client went away while queued");
+      if (outcome == policy::ConcurrencyLimit::Outcome::kAcquired) continue;
+      const char* which = slots.next_gate == 0 ? "the gateway" : slots.next_gate == 1 ? "this upstream" : "this model";
+      const bool full = outcome == policy::ConcurrencyLimit::Outcome::kQueueFull;
+      co_return StageResult::overloaded(
+          config->status, std::string(full ? "too many requests waiting for " : "no capacity in time for ") + which +
+                              "; retry shortly",
+          1);
+    }
+    co_return StageResult::next();
+  }
+
+ private:
+  SharedPolicy* policy_;
 };
 
 }  // namespace
 
-std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining) {
+bool gateway_owned_header(std::string_view name) {
+  if (http::is_hop_by_hop(name)) return true;
+  static constexpr std::string_view kOwned[] = {"host", "content-length", "authorization", "x-api-key",
+                                                "x-request-id", "expect", "accept-encoding"};
+  for (auto d : kOwned)
+    if (http::iequals(name, d)) return true;
+  return false;
+}
+
+std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining, SharedPolicy* policy) {
   std::vector<std::unique_ptr<Stage>> v;
-  v.push_back(std::make_unique<AdmitStage>(draining));
+  v.push_back(std::make_unique<AdmitStage>(draining, policy));
   v.push_back(std::make_unique<ValidateStage>());
   v.push_back(std::make_unique<InspectStage>());
   v.push_back(std::make_unique<RouteStage>());
+  v.push_back(std::make_unique<LimitStage>(policy));
   return v;
 }
 

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdio>
 
 #include "core/clock.h"
 #include "http/error_body.h"
@@ -23,8 +24,10 @@ struct StatusLabel {
 asio::awaitable<void> handle_exchange(WorkerContext* w, http::Exchange& ex) { co_await w->handle(ex); }
 
 WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings> s, const SharedUpstreams& shared,
-                             obs::Shard& m, const GatewayMetrics& f, obs::AccessLogBuffer* l)
-    : ctx(c), settings(std::move(s)), metrics(m), fam(f), log(l), stages(make_default_stages(&draining)) {
+                             obs::Shard& m, const GatewayMetrics& f, obs::AccessLogBuffer* l, SharedPolicy* policy,
+                             obs::AccessLogBuffer* a)
+    : ctx(c), settings(std::move(s)), metrics(m), fam(f), log(l), audit(a),
+      stages(make_default_stages(&draining, policy)) {
   const auto& ups = settings->upstreams;
   pools.resize(ups.size());
   pool_views.resize(ups.size());
@@ -39,12 +42,16 @@ WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings
   }
   for (const auto& u : ups)
     for (std::string_view kind : kUpstreamErrorKinds) metrics.counter(fam.upstream_errors, {u.name, kind});
+  for (std::string_view rule : settings->admission.header_rules.labels()) metrics.counter(fam.header_rejections, {rule});
   const auto& srv = settings->server;
   server_opts.limits.max_header_bytes = srv.max_header_bytes;
   server_opts.limits.max_headers = srv.max_headers;
   server_opts.header_timeout_ms = srv.header_timeout.count();
   server_opts.idle_timeout_ms = srv.idle_timeout.count();
   server_opts.body_timeout_ms = srv.header_timeout.count();
+  server_opts.body_deadline_ms = srv.body_timeout.count();
+  server_opts.min_body_rate = srv.min_body_rate;
+  server_opts.min_body_rate_grace_ms = srv.min_body_rate_grace.count();
   server_opts.write_stall_ms = settings->default_timeouts.client_stall.count();
   server_opts.http2 = srv.http2;
   server_opts.h2 = srv.h2;
@@ -60,6 +67,22 @@ void WorkerContext::on_limit(std::string_view protocol, std::string_view limit) 
 }
 void WorkerContext::on_tls_handshake_error() { metrics.counter(fam.tls_handshake_errors).inc(); }
 void WorkerContext::on_connection_close() { metrics.gauge(fam.connections).add(-1); }
+void WorkerContext::on_accept_error(const boost::system::error_code& ec) {
+  const char* name = ec == boost::system::errc::too_many_files_open            ? "EMFILE"
+                     : ec == boost::system::errc::too_many_files_open_in_system ? "ENFILE"
+                     : ec == boost::system::errc::not_enough_memory             ? "ENOMEM"
+                                                                                : "other";
+  metrics.counter(fam.accept_errors, {name}).inc();
+  // At most one line a second per worker: a descriptor shortage repeats fast.
+  const int64_t now = SteadyClock::mono_ns();
+  if (now - last_accept_log_ns_ >= 1'000'000'000) {
+    last_accept_log_ns_ = now;
+    std::fprintf(stderr, "sluice: accept failed: %s (%s); backing off\n", ec.message().c_str(), name);
+  }
+}
+
+void WorkerContext::on_connection_shed(std::string_view reason) { metrics.counter(fam.connections_shed, {reason}).inc(); }
+
 void WorkerContext::on_protocol_error(int status, std::string_view reason) {
   const StatusLabel st(status);
   metrics.counter(fam.rejected, {status == 408 ? "header_timeout" : status == 431 ? "header_too_large" : "bad_request"})
@@ -106,7 +129,8 @@ asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
     StageResult r = stage->process(rc);
     if (r.action == StageAction::kSuspend) r = co_await stage->resume(rc);
     if (r.action == StageAction::kRespond) {
-      co_await reply_locally(rc, r.status, std::move(r.code), std::move(r.message), std::move(r.body), r.allow);
+      if (rc.header_violation) audit_header_violation(rc);
+      co_await reply_locally(rc, std::move(r));
       answered = true;
       break;
     }
@@ -117,22 +141,45 @@ asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
   settle(rc);
 }
 
-asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string code, std::string message,
-                                   std::string body, std::string_view allow) {
-  rc.status = status;
-  rc.error_code = code;
-  if (!code.empty()) rc.w->metrics.counter(rc.w->fam.rejected, {code}).inc();
-  if (status == 499 || rc.ex.aborted()) {  // nobody to answer
+asio::awaitable<void> reply_locally(RequestContext& rc, StageResult r) {
+  rc.status = r.status;
+  rc.error_code = r.code;
+  if (!r.code.empty()) rc.w->metrics.counter(rc.w->fam.rejected, {r.code}).inc();
+  if (r.status == 499 || rc.ex.aborted()) {  // nobody to answer
     rc.status = 499;
     co_return;
   }
-  if (body.empty()) body = http::error_body(message, http::error_type_for_status(status), code);
-  std::array<http::Header, 3> headers{{{"content-type", "application/json"}}};
+  std::string body = r.body.empty() ? http::error_body(r.message, http::error_type_for_status(r.status), r.code)
+                                    : std::move(r.body);
+  std::array<http::Header, 4> headers{{{"content-type", "application/json"}}};
   size_t n = 1;
   if (!rc.request_id.empty()) headers[n++] = {"x-request-id", rc.request_id};
-  if (!allow.empty()) headers[n++] = {"allow", allow};
+  if (!r.allow.empty()) headers[n++] = {"allow", r.allow};
+  char retry[12];
+  if (r.retry_after_s > 0) {
+    auto end = std::to_chars(retry, retry + sizeof retry, r.retry_after_s).ptr;
+    headers[n++] = {"retry-after", std::string_view(retry, static_cast<size_t>(end - retry))};
+  }
   rc.bytes_out = body.size();
-  (void)co_await rc.ex.respond(status, std::span<const http::Header>(headers.data(), n), body);
+  (void)co_await rc.ex.respond(r.status, std::span<const http::Header>(headers.data(), n), body);
+}
+
+// One security audit line per refused request: who, which rule, which
+// header and how long its value was, never the value.
+void WorkerContext::audit_header_violation(RequestContext& rc) {
+  const policy::HeaderViolation& v = *rc.header_violation;
+  metrics.counter(fam.header_rejections, {v.rule}).inc();
+  if (!audit || !audit->enabled()) return;
+  audit->begin()
+      .str("event", "header_rejected")
+      .str("client", rc.ex.peer_address())
+      .str("request_id", rc.request_id)
+      .str("rule", v.rule)
+      .str("header", v.header)
+      .num("value_length", v.value_length)
+      .num("status", v.status)
+      .end();
+  audit->maybe_flush(SteadyClock::mono_ns());
 }
 
 void WorkerContext::settle(RequestContext& rc) {

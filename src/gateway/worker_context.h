@@ -11,6 +11,7 @@
 #include "gateway/context.h"
 #include "gateway/metrics_set.h"
 #include "gateway/settings.h"
+#include "gateway/shared_policy.h"
 #include "gateway/stage.h"
 #include "http/exchange.h"
 #include "http/h1/server.h"
@@ -33,7 +34,7 @@ class WorkerContext final : public http::ServerObserver {
  public:
   WorkerContext(boost::asio::io_context& ctx, std::shared_ptr<const Settings> settings,
                 const SharedUpstreams& shared, obs::Shard& metrics, const GatewayMetrics& fam,
-                obs::AccessLogBuffer* log);
+                obs::AccessLogBuffer* log, SharedPolicy* policy = nullptr, obs::AccessLogBuffer* audit = nullptr);
 
   boost::asio::awaitable<void> handle(http::Exchange& ex);
 
@@ -43,12 +44,15 @@ class WorkerContext final : public http::ServerObserver {
   void on_tls_handshake_error() override;
   void on_connection_close() override;
   void on_protocol_error(int status, std::string_view reason) override;
+  void on_accept_error(const boost::system::error_code& ec) override;
+  void on_connection_shed(std::string_view reason) override;
 
   boost::asio::io_context& ctx;
   std::shared_ptr<const Settings> settings;
   obs::Shard& metrics;
   const GatewayMetrics& fam;
   obs::AccessLogBuffer* log;
+  obs::AccessLogBuffer* audit;  // the security audit log (header rule rejections); null: off
   std::vector<std::vector<std::unique_ptr<upstream::EndpointPool>>> pools;  // [upstream][endpoint]
   std::vector<std::vector<upstream::EndpointPool*>> pool_views;
   std::vector<uint64_t> rr;  // per upstream
@@ -67,17 +71,18 @@ class WorkerContext final : public http::ServerObserver {
 
  private:
   void settle(RequestContext& rc);
+  void audit_header_violation(RequestContext& rc);
   void link(RequestContext& rc);
   void unlink(RequestContext& rc);
 
   RequestContext* live_head_ = nullptr;
+  int64_t last_accept_log_ns_ = 0;
 };
 
-// Answers a request locally and counts it: `body` as is when given, else an
-// OpenAI-style error from `code` and `message`; `allow` is the Allow header of
-// a 405. Nothing is sent when the client is gone (status 499).
-boost::asio::awaitable<void> reply_locally(RequestContext& rc, int status, std::string code, std::string message,
-                                           std::string body = {}, std::string_view allow = {});
+// Answers a request locally and counts it: r.body as is when given, else an
+// OpenAI-style error from r.code and r.message, with Allow (405) and
+// Retry-After when set. Nothing is sent when the client is gone (status 499).
+boost::asio::awaitable<void> reply_locally(RequestContext& rc, StageResult r);
 
 // Forwards a routed request to its upstream and streams the answer back.
 boost::asio::awaitable<void> forward(RequestContext& rc);

@@ -138,6 +138,11 @@ std::unique_ptr<Connection> EndpointPool::take_idle() {
   return nullptr;
 }
 
+void EndpointPool::trim_idle(size_t keep) {
+  if (idle_.size() <= keep) return;
+  idle_.erase(idle_.begin(), idle_.end() - static_cast<ptrdiff_t>(keep));  // oldest first
+}
+
 std::unique_ptr<Connection> EndpointPool::create() {
   return std::make_unique<Connection>(ex_, tls_.get(), target_.tls ? target_.sni : std::string());
 }

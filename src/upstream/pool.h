@@ -72,6 +72,9 @@ class EndpointPool {
   asio::awaitable<Result<tcp::endpoint>> resolve();
 
   size_t idle_count() const { return idle_.size(); }
+  // Closes idle HTTP/1.1 connections beyond `keep` (the least recently used
+  // first): memory given back while the gateway is under its low watermark.
+  void trim_idle(size_t keep);
   uint32_t in_flight = 0;  // requests of this worker now using the endpoint
 
  private:

@@ -4,10 +4,8 @@ endpoint URLs, pass-through without a model, the default model list, drain,
 metric label cardinality, --check-config without secrets, the command line,
 OpenAI error bodies, and access-log and metric gaps."""
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time

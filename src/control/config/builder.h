@@ -39,6 +39,13 @@ void apply_overrides(Builder& b, const Field* server);
 void read_timeouts(const Reader& r, const Field& f, gateway::Timeouts& t);
 void read_upstreams(Builder& b, const Field& f);
 
+// admission.cc
+// Also compiles the header rules with server.max_header_value_bytes, so it
+// runs after read_server() (with `f` null when there is no section).
+void read_admission(Builder& b, const Field* f);
+// {max, queue, queue_timeout, status}: admission, each upstream, each model.
+void read_concurrency(const Reader& r, const Field& f, gateway::Concurrency& c);
+
 // models.cc
 void read_models(Builder& b, const Field& f);
 void read_default_upstream(Builder& b, const Field& f);

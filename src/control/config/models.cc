@@ -11,6 +11,24 @@
 namespace sluice::control::config {
 namespace {
 
+// {mode: drop|reject, names: [...]}: the request headers a route forwards.
+policy::AllowHeaders read_allow_headers(const Reader& r, const Field& f) {
+  Mapping m = r.mapping(f, {"mode", "names"});
+  policy::AllowHeaders a;
+  if (const Field* v = m.find("mode")) {
+    std::string mode = r.text(*v, "drop or reject");
+    if (mode != "drop" && mode != "reject") r.fail(*v, "mode must be drop or reject, got " + in_quotes(mode));
+    a.mode = mode == "drop" ? policy::AllowHeaders::Mode::kDrop : policy::AllowHeaders::Mode::kReject;
+  }
+  for (const Field& n : r.sequence(r.require(m, "names"))) {
+    std::string name = r.text(n, "a header name");
+    if (!is_http_token(name)) r.fail(n, in_quotes(name) + " is not a valid header name (expected an HTTP token)");
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    a.names.push_back(std::move(name));
+  }
+  return a;
+}
+
 // Each route name and alias -> the key path and line that claimed it.
 using ModelNames = std::unordered_map<std::string, std::pair<std::string, int>>;
 
@@ -49,7 +67,7 @@ void claim_model_name(const Reader& r, ModelNames& names, const Field& f, const 
 
 void read_model(Builder& b, ModelNames& names, const Field& f) {
   const Reader& r = b.r;
-  Mapping m = r.mapping(f, {"name", "aliases", "upstream", "upstream_model", "timeouts"});
+  Mapping m = r.mapping(f, {"name", "aliases", "upstream", "upstream_model", "timeouts", "allow_headers", "concurrency"});
   gateway::ModelRoute route;
   const Field& name = r.require(m, "name");
   route.name = model_name(r, name);
@@ -70,6 +88,8 @@ void read_model(Builder& b, ModelNames& names, const Field& f) {
   if (route.upstream_model == "*") r.fail(*m.find("upstream_model"), "upstream_model must be a model name, not '*'");
   route.timeouts = b.s.upstreams[route.upstream].timeouts;
   if (const Field* t = m.find("timeouts")) read_timeouts(r, *t, route.timeouts);
+  if (const Field* v = m.find("allow_headers")) route.allow_headers = read_allow_headers(r, *v);
+  if (const Field* v = m.find("concurrency")) read_concurrency(r, *v, route.concurrency);
   b.s.models.push_back(std::move(route));
 }
 

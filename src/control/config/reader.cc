@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <charconv>
 #include <cctype>
 #include <limits>
@@ -59,6 +61,24 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 
 bool has_control_chars(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+bool is_http_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || (c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+  });
+}
+
+std::string check_log_destination(const std::string& log, std::string_view what) {
+  if (log == "stdout" || log == "stderr" || log == "off") return "";
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (log.back() == '/' || fs::is_directory(log, ec))
+    return in_quotes(log) + " is a directory (expected stdout, stderr, off or a file path)";
+  fs::path dir = fs::path(log).parent_path();
+  if (!dir.empty() && !fs::is_directory(dir, ec))
+    return "directory " + in_quotes(dir.string()) + " of the " + std::string(what) + " does not exist";
+  return "";
 }
 
 std::optional<uint64_t> parse_u64(std::string_view digits) {
@@ -194,6 +214,20 @@ uint64_t Reader::integer(const Field& f, uint64_t min, uint64_t max) const {
   std::optional<uint64_t> v = parse_u64(trim(scalar(f, expected)));
   if (!v || *v < min || *v > max) fail(f, "expected " + expected + ", got " + describe(f.node));
   return *v;
+}
+
+double Reader::fraction(const Field& f) const {
+  const std::string expected = "a fraction between 0 and 1 (e.g. 0.75) or a percentage (e.g. 75%)";
+  std::string_view text = trim(scalar(f, expected));
+  const bool percent = !text.empty() && text.back() == '%';
+  if (percent) text.remove_suffix(1);
+  double v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+    fail(f, "expected " + expected + ", got " + describe(f.node));
+  if (percent) v /= 100;
+  if (!(v > 0 && v < 1)) fail(f, "must be between 0 and 1 (exclusive), got " + describe(f.node));
+  return v;
 }
 
 gateway::Millis Reader::duration(const Field& f) const {

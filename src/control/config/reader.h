@@ -52,6 +52,11 @@ std::string suggestion(std::string_view got, const Names& candidates) {
 }
 
 bool has_control_chars(std::string_view s);
+bool is_http_token(std::string_view s);  // RFC 9110 token (header names)
+// Why `log` cannot be a log destination (stdout, stderr, off or a file in an
+// existing directory), or "".
+// `what` names it in the message ("access log").
+std::string check_log_destination(const std::string& log, std::string_view what);
 std::optional<uint64_t> parse_u64(std::string_view digits);
 std::string_view trim(std::string_view s);
 bool is_ipv4(const std::string& s);
@@ -98,6 +103,8 @@ class Reader {
   uint64_t integer(const Field& f, uint64_t min, uint64_t max) const;
   gateway::Millis duration(const Field& f) const;
   uint64_t size(const Field& f) const;
+  // A number strictly between 0 and 1 (0.75), or a percentage ("75%").
+  double fraction(const Field& f) const;
 
  private:
   // "16MiB" -> {16, "MiB"}; "5000" -> {5000, ""}. Whitespace between is allowed.

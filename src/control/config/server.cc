@@ -37,19 +37,6 @@ std::string parse_listen(std::string_view text, ListenAddr& out) {
   return "";
 }
 
-// Why `log` cannot be an access log destination, or "".
-std::string check_access_log(const std::string& log) {
-  if (log == "stdout" || log == "stderr" || log == "off") return "";
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (log.back() == '/' || fs::is_directory(log, ec))
-    return in_quotes(log) + " is a directory (expected stdout, stderr, off or a file path)";
-  fs::path dir = fs::path(log).parent_path();
-  if (!dir.empty() && !fs::is_directory(dir, ec))
-    return "directory " + in_quotes(dir.string()) + " of the access log does not exist";
-  return "";
-}
-
 void read_http2(const Reader& r, const Field& f, gateway::Server& sv) {
   Mapping m = r.mapping(f, {"enabled", "max_concurrent_streams", "max_header_list_bytes", "header_table_bytes",
                             "stream_window_bytes", "connection_window_bytes", "stream_buffer_bytes",
@@ -123,7 +110,8 @@ void read_server(Builder& b, const Field& f) {
   const Reader& r = b.r;
   Mapping m = r.mapping(
       f, {"listen", "admin_listen", "workers", "max_header_bytes", "max_headers", "max_body_bytes",
-          "header_timeout", "idle_timeout", "drain_timeout", "access_log", "tls", "http2"});
+          "max_header_value_bytes", "header_timeout", "idle_timeout", "drain_timeout", "body_timeout",
+          "min_body_rate", "max_connections", "access_log", "tls", "http2"});
   gateway::Server& sv = b.s.server;
   const Field* listen = m.find("listen");
   const Field* admin = m.find("admin_listen");
@@ -143,12 +131,22 @@ void read_server(Builder& b, const Field& f) {
     sv.max_headers =
         static_cast<uint32_t>(r.integer(*v, 1, std::numeric_limits<uint32_t>::max()));
   if (const Field* v = m.find("max_body_bytes")) sv.max_body_bytes = r.size(*v);
+  if (const Field* v = m.find("max_header_value_bytes")) sv.max_header_value_bytes = r.size(*v);
+  if (const Field* v = m.find("body_timeout")) sv.body_timeout = r.duration(*v);
+  if (const Field* v = m.find("min_body_rate")) {
+    // {bytes_per_second: 1024, grace: 5s}; bytes_per_second 0 turns the check off.
+    Mapping rate = r.mapping(*v, {"bytes_per_second", "grace"});
+    if (const Field* b = rate.find("bytes_per_second")) sv.min_body_rate = r.integer(*b, 0, uint64_t{1} << 40);
+    if (const Field* g = rate.find("grace")) sv.min_body_rate_grace = r.duration(*g);
+  }
+  if (const Field* v = m.find("max_connections"))
+    sv.max_connections = static_cast<uint32_t>(r.integer(*v, 1, 10'000'000));
   if (const Field* v = m.find("header_timeout")) sv.header_timeout = r.duration(*v);
   if (const Field* v = m.find("idle_timeout")) sv.idle_timeout = r.duration(*v);
   if (const Field* v = m.find("drain_timeout")) sv.drain_timeout = r.duration(*v);
   if (const Field* v = m.find("access_log")) {
     sv.access_log = r.text(*v, "stdout, stderr, off or a file path");
-    if (std::string why = check_access_log(sv.access_log); !why.empty()) r.fail(*v, why);
+    if (std::string why = check_log_destination(sv.access_log, "access log"); !why.empty()) r.fail(*v, why);
   }
   sv.h2.max_header_list_bytes = static_cast<uint32_t>(std::min<uint64_t>(sv.max_header_bytes, 1u << 30));
   sv.h2.max_headers = sv.max_headers;
@@ -177,7 +175,7 @@ void apply_overrides(Builder& b, const Field* server) {
   }
   if (options.access_log) {
     if (options.access_log->empty()) r.fail_flag("--access-log", "expected stdout, stderr, off or a file path");
-    if (std::string why = check_access_log(*options.access_log); !why.empty()) r.fail_flag("--access-log", why);
+    if (std::string why = check_log_destination(*options.access_log, "access log"); !why.empty()) r.fail_flag("--access-log", why);
     sv.access_log = *options.access_log;
   }
 

@@ -22,14 +22,6 @@ constexpr std::string_view kReservedHeaders[] = {
     "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
     "te",   "trailer",        "proxy-connection"};
 
-bool is_tchar(unsigned char c) {  // RFC 9110 token
-  return std::isalnum(c) || (c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
-}
-
-bool is_http_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return is_tchar(c); });
-}
-
 // DNS name (labels of letters, digits, '-' and '_') that is not a malformed IPv4 literal.
 bool is_hostname(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
@@ -208,7 +200,7 @@ void read_tls(const Reader& r, const Field& f, gateway::TlsClient& tls) {
 void read_upstream(Builder& b, const Field& f, std::vector<int>& name_lines) {
   const Reader& r = b.r;
   Mapping m = r.mapping(f, {"name", "endpoints", "api_key", "api_key_env", "headers", "tls",
-                            "max_idle_per_endpoint", "protocol", "http2", "timeouts"});
+                            "max_idle_per_endpoint", "protocol", "http2", "timeouts", "concurrency"});
   gateway::Upstream up;
   const Field& name = r.require(m, "name");
   up.name = r.text(name, "an upstream name");
@@ -250,6 +242,7 @@ void read_upstream(Builder& b, const Field& f, std::vector<int>& name_lines) {
   }
   up.timeouts = b.s.default_timeouts;
   if (const Field* t = m.find("timeouts")) read_timeouts(r, *t, up.timeouts);
+  if (const Field* v = m.find("concurrency")) read_concurrency(r, *v, up.concurrency);
 
   name_lines.push_back(name.mark.line);
   b.s.upstreams.push_back(std::move(up));

@@ -101,13 +101,14 @@ class BackgroundStream:
     """A healthy streaming request running on its own connection while a test
     does something nasty on another one; join() returns the Stream."""
 
-    def __init__(self, port: int, tokens: int = 30, itl_ms: int = 20, model: str = "gpt-x"):
+    def __init__(self, port: int, tokens: int = 30, itl_ms: int = 20, model: str = "gpt-x",
+                 headers: dict | None = None):
         self.tokens = tokens
         self.first = threading.Event()
         self.result: Stream | None = None
         self.error: BaseException | None = None
         body = chat_body(model, stream=True)
-        hdrs = {"x-mock-itl-ms": str(itl_ms), "x-mock-tokens": str(tokens)}
+        hdrs = {"x-mock-itl-ms": str(itl_ms), "x-mock-tokens": str(tokens), **(headers or {})}
         timeout = IO_TIMEOUT + tokens * itl_ms / 1000.0
 
         def run():

@@ -23,7 +23,7 @@ _ALL_PROCS: list["Proc"] = []
 class Proc:
     """A child process started with a port file."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path, port_file: Path):
+    def __init__(self, name: str, argv: list[str], workdir: Path, port_file: Path, env: dict | None = None):
         self.name = name
         self.argv = argv
         self.workdir = workdir
@@ -32,9 +32,8 @@ class Proc:
         for stale in (port_file, port_file.with_name(port_file.name + ".tmp")):
             stale.unlink(missing_ok=True)
         self._out = open(self.out_path, "wb")
-        env = dict(os.environ)
         self.popen = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env, cwd=str(workdir))
+                                      stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=str(workdir))
         self.pid = self.popen.pid
         _ALL_PROCS.append(self)
         self.ports = self._wait_ports()
@@ -180,7 +179,7 @@ def start_mock(workdir: Path, *extra: str) -> Mock:
 
 def gateway_config(mock_port: int | None = None, *, endpoint: str | None = None, server: dict | None = None,
                    timeouts: dict | None = None, upstream_extra: str = "", models: str | None = None,
-                   access_log: Path | None = None) -> str:
+                   access_log: Path | None = None, admission: dict | None = None) -> str:
     """YAML for a gateway with one upstream `m` (the mock unless `endpoint` is given)."""
     srv = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "workers": 1,
            "max_header_bytes": "8KiB", "max_body_bytes": "1MiB", "header_timeout": "2s",
@@ -209,6 +208,7 @@ def gateway_config(mock_port: int | None = None, *, endpoint: str | None = None,
     if models is None:
         models = '  - {name: "*", upstream: m}\n'
     return (f"server: {flow(srv)}\n"
+            + (f"admission: {flow(admission)}\n" if admission else "") +
             f"timeouts: {flow(to)}\n"
             f"upstreams:\n"
             f"  - name: m\n"
@@ -218,7 +218,7 @@ def gateway_config(mock_port: int | None = None, *, endpoint: str | None = None,
 
 
 def start_gateway(workdir: Path, config: str | None = None, *, workers: int = 1,
-                  access_log: Path | None = None, extra: tuple = ()) -> Gateway:
+                  access_log: Path | None = None, extra: tuple = (), env: dict | None = None) -> Gateway:
     """Starts sluice. `config` is YAML text (None = the embedded default)."""
     _check_binaries()
     pf = _unique(workdir, "sluice").with_suffix(".port")
@@ -229,7 +229,7 @@ def start_gateway(workdir: Path, config: str | None = None, *, workers: int = 1,
         argv += ["--config", str(cfg)]
     argv += ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--workers", str(workers),
              "--port-file", str(pf), "--access-log", str(access_log) if access_log else "off", *extra]
-    return Gateway(Proc(pf.stem, argv, workdir, pf), workdir, access_log)
+    return Gateway(Proc(pf.stem, argv, workdir, pf, env), workdir, access_log)
 
 
 def start_tls_gateway(workdir: Path, mock_port: int | None, pki: TestPki, *, tls: dict | None = None,

@@ -418,7 +418,7 @@ const InvalidCase kInvalid[] = {
     {"NotAMapping", "- a\n- b\n", "t.yaml:1:1: expected a mapping (key: value), got a list"},
     {"TwoDocuments", kUp + kModels + "---\nserver: {}\n", "t.yaml:8:1: expected one YAML document"},
     {"UnknownTopKey", "timout: {}\n" + kUp + kModels,
-     "t.yaml:1:1: timout: unknown key 'timout' (expected one of: server, timeouts, upstreams, "
+     "t.yaml:1:1: timout: unknown key 'timout' (expected one of: server, admission, timeouts, upstreams, "
      "models, default_upstream); "
      "did you mean 'timeouts'?"},
     {"UnknownServerKey", server("  listn: x\n"),
@@ -526,7 +526,8 @@ const InvalidCase kInvalid[] = {
     {"UpstreamUnknownKey", upstream("    timeout: {ttft: 1s}\n"),
      "t.yaml:4:5: upstreams[0].timeout: unknown key 'timeout' (expected one of: name, endpoints, "
      "api_key, "
-     "api_key_env, headers, tls, max_idle_per_endpoint, protocol, http2, timeouts); did you mean 'timeouts'?"},
+     "api_key_env, headers, tls, max_idle_per_endpoint, protocol, http2, timeouts, concurrency); did you mean "
+     "'timeouts'?"},
     {"NoEndpointsKey", "upstreams:\n  - name: u\n" + kModels,
      "t.yaml:2:5: upstreams[0].endpoints: missing required key 'endpoints'"},
     {"EmptyEndpoints", "upstreams:\n  - name: u\n    endpoints: []\n" + kModels,
@@ -902,6 +903,95 @@ TEST(ConfigCheckOnly, UnsetKeyVariableIsAWarning) {
       << checked->warnings[0];
   // Anything else is still an error in check mode.
   EXPECT_FALSE(load_config_string(yaml + "bogus: 1\n", "t.yaml", {.check_only = true}).has_value());
+}
+
+}  // namespace
+}  // namespace sluice::control
+
+// ---------------------------------------------------------------------------
+// Issue 10: admission, body limits, connection cap, route allow-lists and limits.
+
+namespace sluice::control {
+namespace {
+
+TEST(ConfigAdmission, DefaultsAreSafe) {
+  Settings s = load_ok(kUp + kModels);
+  EXPECT_EQ(s.server.max_header_value_bytes, 8u * 1024);
+  EXPECT_EQ(s.server.body_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(s.server.min_body_rate, 1024u);
+  EXPECT_EQ(s.server.min_body_rate_grace, std::chrono::seconds(5));
+  EXPECT_EQ(s.server.max_connections, 10000u);
+  EXPECT_EQ(s.admission.audit_log, "stderr");
+  EXPECT_EQ(s.admission.memory.limit, 0u);  // the cgroup's, when there is one
+  EXPECT_DOUBLE_EQ(s.admission.memory.high, 0.75);
+  EXPECT_DOUBLE_EQ(s.admission.memory.low, 0.30);
+  EXPECT_FALSE(s.admission.concurrency.enabled());
+  // The value cap is always a rule.
+  auto labels = s.admission.header_rules.labels();
+  ASSERT_EQ(labels.size(), 1u);
+  EXPECT_EQ(labels[0], "max_header_value_bytes");
+}
+
+TEST(ConfigAdmission, TheIssuesShapeLoads) {
+  Settings s = load_ok(
+      "server:\n"
+      "  max_header_bytes: 16KiB\n"
+      "  max_headers: 100\n"
+      "  max_header_value_bytes: 8KiB\n"
+      "  body_timeout: 30s\n"
+      "  min_body_rate: {bytes_per_second: 1024, grace: 5s}\n"
+      "  max_connections: 10000\n"
+      "admission:\n"
+      "  header_rules:\n"
+      "    - {header: x-request-id, pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$', "
+      "required: false}\n"
+      "    - {header: authorization, pattern: '^Bearer [A-Za-z0-9._~+/-]+=*$'}\n"
+      "  audit_log: stderr\n"
+      "  memory: {limit: 1GiB, high: 0.75, low: 0.30, sample: 100ms}\n"
+      "  concurrency: {max: 4096, queue: 1024, queue_timeout: 2s}\n"
+      "upstreams:\n  - name: fleet\n    endpoints: [\"http://h\"]\n    concurrency: {max: 128, queue: 64}\n"
+      "models:\n"
+      "  - name: big-model\n"
+      "    upstream: fleet\n"
+      "    allow_headers: {mode: drop, names: [content-type, X-Request-ID]}\n"
+      "    concurrency: {max: 64, queue: 256, queue_timeout: 5s, status: 429}\n");
+  EXPECT_EQ(s.server.max_header_bytes, 16u * 1024);
+  EXPECT_EQ(s.admission.header_rules.size(), 2u);
+  EXPECT_EQ(s.admission.memory.limit, uint64_t{1} << 30);
+  EXPECT_EQ(s.admission.memory.sample, std::chrono::milliseconds(100));
+  EXPECT_EQ(s.admission.concurrency.max, 4096u);
+  EXPECT_EQ(s.admission.concurrency.queue, 1024u);
+  EXPECT_EQ(s.admission.concurrency.queue_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(s.upstreams[0].concurrency.max, 128u);
+  const auto& m = s.models[0];
+  ASSERT_TRUE(m.allow_headers.has_value());
+  EXPECT_EQ(m.allow_headers->mode, policy::AllowHeaders::Mode::kDrop);
+  EXPECT_EQ(m.allow_headers->names, (std::vector<std::string>{"content-type", "x-request-id"}));
+  EXPECT_EQ(m.concurrency.status, 429);
+  EXPECT_EQ(m.concurrency.queue_timeout, std::chrono::seconds(5));
+}
+
+TEST(ConfigAdmission, ErrorsNameTheirPlace) {
+  auto err = [](const std::string& admission) { return error_of("admission:\n" + admission + kUp + kModels); };
+  EXPECT_NE(err("  header_rules:\n    - {header: x-a, pattern: '(unclosed'}\n")
+                .find("t.yaml:3:30: admission.header_rules[0].pattern: invalid pattern: missing ): (unclosed"),
+            std::string::npos)
+      << err("  header_rules:\n    - {header: x-a, pattern: '(unclosed'}\n");
+  EXPECT_NE(err("  header_rules:\n    - {header: 'bad name', pattern: x}\n").find("is not a valid header name"),
+            std::string::npos);
+  EXPECT_NE(err("  header_rules:\n    - {pattern: x}\n").find("missing required key 'header'"), std::string::npos);
+  EXPECT_NE(err("  memory: {high: 0.3, low: 0.5}\n").find("low (0.500000) must be below high"), std::string::npos);
+  EXPECT_NE(err("  memory: {high: 1.5}\n").find("must be between 0 and 1"), std::string::npos);
+  EXPECT_EQ(err("  memory: {high: 80%, low: 40%}\n"), "OK");
+  EXPECT_NE(err("  concurrency: {max: 0}\n").find("expected an integer from 1"), std::string::npos);
+  EXPECT_NE(err("  concurrency: {max: 5, status: 500}\n").find("status must be 503 (overloaded) or 429"),
+            std::string::npos);
+  EXPECT_NE(err("  audit_log: /nonexistent-dir/a.log\n").find("of the audit log does not exist"), std::string::npos);
+  EXPECT_NE(error_of(kUp + "models:\n  - {name: m, upstream: u, allow_headers: {mode: keep, names: [a]}}\n")
+                .find("mode must be drop or reject, got 'keep'"),
+            std::string::npos);
+  EXPECT_NE(error_of("server: {min_body_rate: {bytes: 5}}\n" + kUp + kModels).find("unknown key 'bytes'"),
+            std::string::npos);
 }
 
 }  // namespace

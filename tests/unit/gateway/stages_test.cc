@@ -1,5 +1,6 @@
 // The pipeline stages, run on an in-memory Exchange: no sockets.
 #include "gateway/stage.h"
+#include "gateway/shared_policy.h"
 
 #include <gtest/gtest.h>
 
@@ -48,13 +49,14 @@ struct Case {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-Outcome run(std::shared_ptr<Settings> s, const Case& c, bool draining = false, RequestContext** keep = nullptr) {
+Outcome run(std::shared_ptr<Settings> s, const Case& c, bool draining = false, RequestContext** keep = nullptr,
+            SharedPolicy* policy = nullptr) {
   asio::io_context ctx;
   static std::unique_ptr<FakeExchange> ex;
   static std::unique_ptr<RequestContext> rc;
   ex = std::make_unique<FakeExchange>(ctx, c.method, c.path, c.headers, c.body);
   rc = std::make_unique<RequestContext>(*ex, nullptr, s);
-  auto stages = make_default_stages(&draining);
+  auto stages = make_default_stages(&draining, policy);
   Outcome out;
   asio::co_spawn(ctx, run_stages(&stages, rc.get(), &out), asio::detached);
   ctx.run();
@@ -212,6 +214,93 @@ TEST(Stages, MethodNotAllowedNamesTheMethodsAndHeadWorks) {
   EXPECT_EQ(o.result.allow, "POST");
   o = run(s, {"HEAD", "/v1/models", ""});
   EXPECT_EQ(o.result.status, 200);
+}
+
+TEST(Stages, HeaderRulesRefuseNamingTheHeaderNeverItsValue) {
+  auto s = settings_with({ModelRoute{.name = "*"}});
+  auto rules = policy::HeaderRules::compile({{"authorization", "^Bearer [A-Za-z0-9._~+/-]+=*$", true}}, 64);
+  ASSERT_TRUE(rules.has_value());
+  s->admission.header_rules = std::move(*rules);
+  RequestContext* rc = nullptr;
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Basic c2VjcmV0LXZhbHVl"}}}, false, &rc);
+  EXPECT_EQ(o.result.status, 400);
+  EXPECT_EQ(o.result.code, "invalid_header");
+  EXPECT_EQ(o.last_stage, "validate");
+  EXPECT_NE(o.result.message.find("'authorization'"), std::string::npos) << o.result.message;
+  EXPECT_EQ(o.result.message.find("c2VjcmV0"), std::string::npos) << o.result.message;
+  ASSERT_TRUE(rc->header_violation.has_value());
+  EXPECT_EQ(rc->header_violation->rule, "pattern:authorization");
+
+  o = run(s, {"POST", "/v1/chat/completions", kChat});
+  EXPECT_EQ(o.result.code, "missing_header");
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Bearer ok"}, {"x-big", std::string(65, 'v')}}});
+  EXPECT_EQ(o.result.status, 431);
+  EXPECT_EQ(o.result.code, "header_value_too_large");
+  EXPECT_NE(o.result.message.find("'x-big'"), std::string::npos);
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Bearer ok"}}});
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+}
+
+TEST(Stages, AllowListRejectModeRefusesUnlistedHeaders) {
+  auto s = settings_with({ModelRoute{.name = "*",
+                                     .allow_headers = policy::AllowHeaders{policy::AllowHeaders::Mode::kReject,
+                                                                           {"content-type"}}}});
+  // The gateway's own headers (credentials, framing, request id) are not subject to it.
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat,
+                      {{"content-type", "application/json"}, {"authorization", "Bearer k"}, {"x-request-id", "abc"}}});
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  RequestContext* rc = nullptr;
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"x-debug", "1"}}}, false, &rc);
+  EXPECT_EQ(o.result.status, 400);
+  EXPECT_EQ(o.result.code, "header_not_allowed");
+  EXPECT_EQ(o.last_stage, "route");
+  EXPECT_EQ(rc->header_violation->rule, "allow_headers");
+}
+
+TEST(Stages, MemorySheddingAnswers503WithRetryAfter) {
+  auto s = settings_with({ModelRoute{.name = "*"}});
+  s->admission.memory.retry_after = std::chrono::milliseconds(2500);
+  SharedPolicy policy(*s);
+  policy.shedding = true;
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);
+  EXPECT_EQ(o.result.status, 503);
+  EXPECT_EQ(o.result.code, "overloaded");
+  EXPECT_EQ(o.result.retry_after_s, 3);
+  EXPECT_EQ(o.last_stage, "admit");
+  policy.shedding = false;
+  o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+}
+
+TEST(Stages, ConcurrencyLimitsTakeSlotsAndRejectWhenTheQueueIsFull) {
+  auto s = settings_with({ModelRoute{.name = "m", .concurrency = {.max = 1, .queue = 0, .status = 429}},
+                          ModelRoute{.name = "*"}});
+  s->admission.concurrency = {.max = 2, .queue = 0};
+  SharedPolicy policy(*s);
+  const char* m = R"({"model":"m","messages":[]})";
+  RequestContext* rc = nullptr;
+  Outcome o = run(s, {"POST", "/v1/chat/completions", m}, false, &rc, &policy);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  EXPECT_EQ(rc->slots.count, 2u);  // global and model
+  EXPECT_EQ(policy.global->active(), 1u);
+  o = run(s, {"POST", "/v1/chat/completions", kChat}, false, &rc, &policy);  // the previous request ends first
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  EXPECT_EQ(policy.global->active(), 1u);
+  EXPECT_EQ(policy.per_model[0]->active(), 0u);
+  run(s, {"GET", "/not-the-api", ""}, false, nullptr, &policy);  // ends it: no slot held now
+  EXPECT_EQ(policy.global->active(), 0u);
+  ASSERT_TRUE(policy.global->try_acquire());
+  ASSERT_TRUE(policy.global->try_acquire());  // the global limit is now held by others
+  o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);  // no queue: refused at once
+  EXPECT_EQ(o.result.status, 503);
+  EXPECT_EQ(o.result.code, "overloaded");
+  EXPECT_EQ(o.last_stage, "limit");
+  policy.global->release();
+  policy.global->release();
+  ASSERT_TRUE(policy.per_model[0]->try_acquire());  // the model's one slot taken
+  o = run(s, {"POST", "/v1/chat/completions", m}, false, nullptr, &policy);
+  EXPECT_EQ(o.result.status, 429);  // the model route answers 429
+  EXPECT_EQ(o.result.retry_after_s, 1);
 }
 
 }  // namespace
