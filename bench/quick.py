@@ -178,29 +178,35 @@ def stop(p):
 # watermark sampler, off vs on, on the same request with the same headers.
 RULE_HEADERS = {"Authorization": "Bearer sk-bench-0123456789abcdef", "X-Request-ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
                 "X-Model-Name": "mock-1"}
-ADMISSION_ON = """admission:
+ADMISSION = {
+    "off": "",
+    "rules": """admission:
   header_rules:
     - {header: x-request-id, pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'}
     - {header: authorization, pattern: '^Bearer [A-Za-z0-9._~+/-]+=*$', required: true}
     - {header: x-model-name, pattern: '^[A-Za-z0-9._:/-]{1,128}$'}
+""",
+    "memory": """admission:
   memory: {limit: 4GiB, sample: 100ms}
-"""
+""",
+}
 
 
 def admission_ab(tmp, mock_port, rounds=3):
-    """CPU per request with the admission rules off and on, alternating runs."""
+    """CPU per request with nothing, the three header rules, or the memory
+    watermark sampler configured; alternating runs, the same headers."""
     base = f"""server: {{listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", workers: 1, access_log: "off"}}
 upstreams:
   - {{name: mock, endpoints: ["http://127.0.0.1:{mock_port}"], max_idle_per_endpoint: 1024}}
 models:
   - {{name: "*", upstream: mock}}
 """
-    per_req = {"off": [], "on": []}
+    per_req = {mode: [] for mode in ADMISSION}
     for rnd in range(rounds):
-        for mode in ("off", "on"):
+        for mode, admission in ADMISSION.items():
             cfg = os.path.join(tmp, f"ab-{mode}.yaml")
             with open(cfg, "w") as f:
-                f.write(base + (ADMISSION_ON if mode == "on" else ""))
+                f.write(base + admission)
             pf = os.path.join(tmp, f"ab-{mode}-{rnd}.json")
             gw, ports = start([os.path.join(BIN, "sluice"), "--config", cfg, "--port-file", pf], GW_CPU, pf)
             try:
@@ -303,7 +309,7 @@ models:
         idle_bytes = idle_connection_memory(gports["api"], gw.pid, idle_conns)
         stop(gw)
         gw = None
-        ab = admission_ab(tmp, mports["api"])
+        ab = admission_ab(tmp, mports["api"], rounds=int(os.environ.get("BENCH_AB_ROUNDS", "5")))
     finally:
         if gw:
             stop(gw)
@@ -332,9 +338,11 @@ models:
     print(f"\nsluice RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB;"
           f" {idle_bytes / 1024:.2f} KiB per idle keep-alive connection ({idle_conns} connections)")
     med = {k: sorted(v)[len(v) // 2] for k, v in ab.items()}
-    print(f"admission (chat, h1, wrk): CPU us/req off {med['off']:.2f}, on {med['on']:.2f}"
-          f" (3 RE2 header rules + memory sampler): {med['on'] - med['off']:+.2f} us/req"
-          f" [runs off {', '.join(f'{x:.1f}' for x in ab['off'])}; on {', '.join(f'{x:.1f}' for x in ab['on'])}]")
+    print(f"admission A/B (chat, h1, wrk, median of {len(ab['off'])} alternating runs): CPU us/req off {med['off']:.2f},"
+          f" 3 RE2 header rules {med['rules']:.2f} ({med['rules'] - med['off']:+.2f}),"
+          f" memory watermark {med['memory']:.2f} ({med['memory'] - med['off']:+.2f})")
+    for k, v in ab.items():
+        print(f"  {k:<7} {', '.join(f'{x:.2f}' for x in v)}")
     bad = sum(x["errors"] for r in results.values() for x in r["runs"].values())
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", "quick-latest.json"), "w") as f:

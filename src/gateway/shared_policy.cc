@@ -1,5 +1,7 @@
 #include "gateway/shared_policy.h"
 
+#include <algorithm>
+
 namespace sluice::gateway {
 
 namespace {
@@ -21,6 +23,8 @@ ptrdiff_t route_index(const Settings& s, const ModelRoute* route) {
 SharedPolicy::SharedPolicy(const Settings& s) : global(make_limit(s.admission.concurrency)) {
   for (const Upstream& u : s.upstreams) per_upstream.push_back(make_limit(u.concurrency));
   for (const ModelRoute& m : s.models) per_model.push_back(make_limit(m.concurrency));
+  any_limit = global || std::any_of(per_upstream.begin(), per_upstream.end(), [](const auto& l) { return l != nullptr; }) ||
+              std::any_of(per_model.begin(), per_model.end(), [](const auto& l) { return l != nullptr; });
 }
 
 std::array<SharedPolicy::Gate, 3> SharedPolicy::gates_for(const Settings& s, const ModelRoute* route) const {

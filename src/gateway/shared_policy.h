@@ -18,6 +18,7 @@ struct SharedPolicy {
   std::unique_ptr<policy::ConcurrencyLimit> global;                   // null: no limit
   std::vector<std::unique_ptr<policy::ConcurrencyLimit>> per_upstream;  // by upstream index
   std::vector<std::unique_ptr<policy::ConcurrencyLimit>> per_model;     // by route index
+  bool any_limit = false;  // false: the limit stage has nothing to do
 
   explicit SharedPolicy(const Settings& s);
 

@@ -200,7 +200,7 @@ class LimitStage final : public Stage {
   std::string_view name() const override { return "limit"; }
 
   StageResult process(RequestContext& rc) override {
-    if (!policy_) return StageResult::next();
+    if (!policy_ || !policy_->any_limit) return StageResult::next();
     const auto gates = policy_->gates_for(*rc.settings, rc.route);
     for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
       policy::ConcurrencyLimit* l = gates[slots.next_gate].limit;
