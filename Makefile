@@ -41,10 +41,10 @@ run: build
 # Everything: unit + end-to-end in release, a smoke run of the benchmark runner (well-formed results only),
 # the same tests again under ASan+UBSan, then a fuzz smoke run.
 test: bootstrap
-	$(MAKE) test-release
-	bench/compare --smoke
-	$(MAKE) test-asan
-	$(MAKE) fuzz-smoke
+	@scripts/timed "release build + unit + e2e" $(MAKE) test-release
+	@scripts/timed "bench smoke" bench/compare --smoke
+	@scripts/timed "asan build + unit + e2e" $(MAKE) test-asan
+	@scripts/timed "fuzz build + smoke" $(MAKE) fuzz-smoke
 	@echo "make test: all suites passed"
 
 test-release: build/build.ninja

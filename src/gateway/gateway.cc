@@ -9,6 +9,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -89,7 +90,7 @@ void Gateway::update_scrape_gauges() {
     limit_gauges(policy_->per_upstream[u].get(), "upstream:" + s.upstreams[u].name);
   for (size_t m = 0; m < policy_->per_model.size(); ++m)
     limit_gauges(policy_->per_model[m].get(), "model:" + s.models[m].name);
-  if (watermark_->limit() == 0) main_metrics_->gauge(fam_->memory_level).set(static_cast<int64_t>(policy::process_rss_bytes()));
+
   for (size_t u = 0; u < shared_.health.size(); ++u)
     for (size_t e = 0; e < shared_.health[u].size(); ++e)
       main_metrics_->gauge(fam_->endpoint_up, {s.upstreams[u].name, s.upstreams[u].endpoints[e].url})
@@ -329,6 +330,13 @@ Status Gateway::start_memory_watermark() {
 }
 
 void Gateway::sample_memory() {
+  // Each worker measures its own buffers (on its thread) for the next sample.
+  uint64_t buffered = 0;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    buffered += contexts_[i]->buffered.load(std::memory_order_relaxed);
+    asio::post(workers_.at(i).ctx(), [w = contexts_[i].get()] { w->measure_buffers(); });
+  }
+  main_metrics_->gauge(fam_->memory_buffered).set(static_cast<int64_t>(buffered));
   const uint64_t rss = policy::process_rss_bytes();
   const auto event = watermark_->update(rss, SteadyClock::mono_ns());
   main_metrics_->gauge(fam_->memory_level).set(static_cast<int64_t>(rss));
@@ -434,8 +442,8 @@ int Gateway::run() {
                    asio::detached);
   asio::co_spawn(main_ctx_, wait_for_signal_then_drain(this, &main_ctx_, settings_->server.drain_timeout),
                  asio::detached);
-  if (watermark_->limit() > 0)
-    asio::co_spawn(main_ctx_, sample_memory_periodically(this, settings_->admission.memory.sample), asio::detached);
+  // Also without a limit: the level and buffer gauges are worth having.
+  asio::co_spawn(main_ctx_, sample_memory_periodically(this, settings_->admission.memory.sample), asio::detached);
   main_ctx_.run();
   workers_.stop();
   workers_.join();

@@ -49,6 +49,9 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
                                   {"rule"})),
       memory_state(r.gauge("sluice_memory_shedding", "1 while over the memory high watermark (new requests get 503).")),
       memory_level(r.gauge("sluice_memory_level_bytes", "Memory the gateway holds (sampled RSS).")),
+      memory_buffered(r.gauge("sluice_memory_buffered_bytes",
+                              "Bytes in the gateway's own buffers: client connection buffers, HTTP/2 stream queues, "
+                              "request bodies (summed over workers at each memory sample).")),
       memory_limit(r.gauge("sluice_memory_limit_bytes", "The memory limit shedding is measured against (0: none).")),
       memory_transitions(r.counter("sluice_memory_transitions_total", "Memory watermark state changes.", {"to"})),
       concurrency_active(r.gauge("sluice_concurrency_active", "Requests holding a concurrency slot, by limit.", {"scope"})),

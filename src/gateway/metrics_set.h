@@ -35,6 +35,7 @@ struct GatewayMetrics {
   obs::CounterFamily header_rejections;  // {rule}: requests refused by a header rule
   obs::GaugeFamily memory_state;       // 0 admitting, 1 shedding
   obs::GaugeFamily memory_level;       // bytes held (sampled RSS)
+  obs::GaugeFamily memory_buffered;    // of which the gateway's own buffers (accounted per worker)
   obs::GaugeFamily memory_limit;       // bytes (0: no limit known)
   obs::CounterFamily memory_transitions;  // {to}: shedding | admitting
   obs::GaugeFamily concurrency_active;  // {scope}: global, upstream:<name>, model:<name>

@@ -105,6 +105,12 @@ void WorkerContext::unlink(RequestContext& rc) {
   live_count.store(live_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
+void WorkerContext::measure_buffers() {
+  uint64_t n = connections.buffered_bytes();
+  for (const RequestContext* rc = live_head_; rc; rc = rc->live_next) n += rc->body.capacity();
+  buffered.store(n, std::memory_order_relaxed);
+}
+
 void WorkerContext::cut_live_requests(const char* reason, bool force) {
   for (RequestContext* rc = live_head_; rc; rc = rc->live_next) {
     if (force && rc->cut) {

@@ -62,6 +62,11 @@ class WorkerContext final : public http::ServerObserver {
   http::ServerOptions server_opts;
   http::Handler handler;  // bound to handle()
   std::atomic<size_t> live_count{0};  // requests running (read by the main thread)
+  // What this worker's buffers held at its last measure_buffers() (read by
+  // the main thread's memory sampler).
+  std::atomic<uint64_t> buffered{0};
+  // Client connection buffers and HTTP/2 queues, plus request bodies held.
+  void measure_buffers();
 
   // Ends every running request now, as an upstream failure would end it, with
   // `reason` as its error code: a stream gets a final SSE error event, a

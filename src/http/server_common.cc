@@ -21,6 +21,12 @@ void ConnectionSet::remove(Member* m) {
   --size_;
 }
 
+size_t ConnectionSet::buffered_bytes() const {
+  size_t n = 0;
+  for (const Member* m = head_; m; m = m->next) n += m->buffered_bytes();
+  return n;
+}
+
 bool ConnectionSet::close_oldest_idle() {
   for (Member* m = tail_; m; m = m->prev) {
     if (m->evicted || !m->idle()) continue;

@@ -48,6 +48,8 @@ class ConnectionSet {
     virtual void drain() = 0;
     // Between requests, with nothing in flight (a keep-alive connection waiting).
     virtual bool idle() const { return false; }
+    // Bytes its buffers hold (read and write buffers, HTTP/2 stream queues).
+    virtual size_t buffered_bytes() const { return 0; }
     Member* prev = nullptr;
     Member* next = nullptr;
     bool evicted = false;
@@ -58,6 +60,8 @@ class ConnectionSet {
   // Closes the connection that has been open longest among the idle ones;
   // false when none is idle.
   bool close_oldest_idle();
+  // What all members' buffers hold now (walks the set: for a periodic sample).
+  size_t buffered_bytes() const;
   size_t size() const { return size_; }
   bool draining() const { return draining_; }
 

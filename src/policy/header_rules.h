@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "http/message.h"
+#include "policy/simple_pattern.h"
 
 namespace re2 {
 class RE2;
@@ -60,6 +61,7 @@ class HeaderRules {
     std::string label;   // "pattern:<header>"
     std::string missing_label;  // "required:<header>"
     std::shared_ptr<const re2::RE2> re;
+    std::optional<SimplePattern> fast;  // the same language without RE2, when the pattern is simple
     bool required = false;
   };
   std::vector<Rule> rules_;

@@ -8,7 +8,7 @@ import threading
 import time
 
 from conftest import SANITIZED, SLACK, assert_error_body, assert_full_stream, chat, chat_body, gateway_config, \
-    start_gateway
+    start_gateway, wait_until
 from helpers.h2raw import H2Client
 
 MiB = 1 << 20
@@ -47,7 +47,8 @@ class Timeline:
             try:
                 m = self.g.metrics(settled=False)
                 self.rows.append((time.monotonic() - self.t0, m.get1("sluice_memory_level_bytes") / MiB,
-                                  int(m.get1("sluice_memory_shedding")), int(m.get1("sluice_active_requests"))))
+                                  m.get1("sluice_memory_buffered_bytes") / MiB, int(m.get1("sluice_memory_shedding")),
+                                  int(m.get1("sluice_active_requests"))))
             except OSError:
                 pass
             self.stop.wait(0.1)
@@ -57,10 +58,11 @@ class Timeline:
         self.thread.join(2)
         print(f"\nmemory timeline (high {high / MiB:.1f} MiB, low {low / MiB:.1f} MiB):")
         last = None
-        for t, level, shed, active in self.rows:
-            row = (round(level), shed, active)
+        for t, level, buffered, shed, active in self.rows:
+            row = (round(level), round(buffered), shed, active)
             if row != last:
-                print(f"  t={t:5.1f}s level={level:6.1f} MiB shedding={shed} active={active}")
+                print(f"  t={t:5.1f}s level={level:6.1f} MiB (buffers {buffered:5.1f} MiB) shedding={shed}"
+                      f" active={active}")
                 last = row
 
 
@@ -101,6 +103,9 @@ def test_memory_watermark_sheds_new_work_and_keeps_admitted_streams(module_dir, 
         assert r.headers.get("retry-after") == "2", r.headers
         m = g.metrics(settled=False)
         assert m.get1("sluice_memory_transitions_total", to="shedding") == 1
+        # The gateway knows who holds it: its HTTP/2 stream queues.
+        wait_until(lambda: g.metrics(settled=False).get1("sluice_memory_buffered_bytes") > 8 * MiB, 2 * SLACK,
+                   what="the buffered bytes accounted")
         assert m.get1("sluice_rejected_requests_total", reason="overloaded") >= 1
 
         # ...and every admitted stream goes on and completes intact.

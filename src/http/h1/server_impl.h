@@ -79,6 +79,7 @@ class H1Exchange final : public Exchange {
   bool keep_alive() const { return keep_alive_; }
   bool body_done() const { return body_state_ == BodyState::kDone; }
   void gone() { notify_aborted(); }
+  size_t buffered() const { return out_.capacity() + chunk_hdr_.capacity(); }
 
  private:
   enum class BodyState { kUnread, kDone, kFailed };
@@ -129,6 +130,7 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
     if (waiting) close_now();
   }
   bool idle() const override { return waiting; }
+  size_t buffered_bytes() const override { return rbuf.capacity() + head_storage.capacity() + ex.buffered(); }
 
   // One read of request body bytes under the body limits (BodyClock): a limit
   // that runs out cancels the read, not the connection, so a 408 can follow.

@@ -197,6 +197,11 @@ class Connection final : public ConnectionSet::Member,
     schedule_write();
   }
   bool idle() const override { return codec.active_streams() == 0 && running_ == 0; }
+  size_t buffered_bytes() const override {
+    size_t n = codec.memory() + wbuf_.capacity() + sizeof rbuf_;
+    for (const auto& [id, x] : streams_) n += x->st.out.capacity() + x->st.body.capacity();
+    return n;
+  }
 
   // ServerEvents
   Stream* open_stream(int32_t id) override {
