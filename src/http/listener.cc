@@ -72,11 +72,14 @@ asio::awaitable<void> back_off(asio::ip::tcp::acceptor* acc) {
 
 asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor* acc, const ServeContext* ctx) {
   const ServerOptions& opts = *ctx->options;
+  auto paused = [&] { return opts.pause_accept && opts.pause_accept->load(std::memory_order_relaxed) && acc->is_open(); };
   for (;;) {
     // Shedding on memory: new connections wait in the kernel's backlog.
-    while (opts.pause_accept && opts.pause_accept->load(std::memory_order_relaxed) && acc->is_open())
-      co_await back_off(acc);
+    while (paused()) co_await back_off(acc);
     auto [ec, sock] = co_await acc->async_accept(kNoThrow);
+    // One accept was already pending when shedding began: that connection
+    // waits here, unserved, like the ones in the backlog.
+    while (!ec && paused()) co_await back_off(acc);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
       // Out of descriptors or a transient error: counted, and a short back-off

@@ -76,7 +76,8 @@ def test_memory_watermark_sheds_new_work_and_keeps_admitted_streams(module_dir, 
     high = idle + 24 * MiB
     low = idle + 8 * MiB
     limit = int(high / 0.75) + 1
-    memory = {"limit": limit, "high": 0.75, "low": round(low / limit, 4), "sample": "50ms", "retry_after": "2s"}
+    memory = {"limit": limit, "high": 0.75, "low": round(low / limit, 4), "sample": "50ms", "retry_after": "2s",
+              "stop_accepting": True}
     g = start_gateway(module_dir, _config(mock.port, memory), env=_env())
     timeline = Timeline(g)
     clients = [H2Client(g.port, timeout=30 * SLACK) for _ in range(2)]
@@ -97,10 +98,20 @@ def test_memory_watermark_sheds_new_work_and_keeps_admitted_streams(module_dir, 
         while level().get1("sluice_memory_shedding") != 1:
             assert time.monotonic() < deadline, "the slow readers never drove memory over the high watermark"
 
-        # New work is refused while over the watermark...
-        r = chat(g.port, chat_body())
-        assert_error_body(r, 503, "overloaded")
+        # New work is refused while over the watermark: a request on a
+        # connection already open gets 503 with Retry-After...
+        c = clients[0]
+        sid = c.chat(chat_body())
+        r = c.response(sid, timeout=5 * SLACK)
+        assert r.status == 503 and r.json()["error"]["code"] == "overloaded", (r.status, bytes(r.data))
         assert r.headers.get("retry-after") == "2", r.headers
+        # ...and a new connection waits in the backlog (stop_accepting) until
+        # admission resumes, then gets its answer.
+        late = {}
+        late_thread = threading.Thread(
+            target=lambda: late.update(r=chat(g.port, chat_body(), timeout=60 * SLACK), t=time.monotonic()),
+            daemon=True)
+        late_thread.start()
         m = g.metrics(settled=False)
         assert m.get1("sluice_memory_transitions_total", to="shedding") == 1
         # The gateway knows who holds it: its HTTP/2 stream queues.
@@ -121,6 +132,11 @@ def test_memory_watermark_sheds_new_work_and_keeps_admitted_streams(module_dir, 
         while g.metrics(settled=False).get1("sluice_memory_shedding") != 0:
             assert time.monotonic() < deadline, "admission never resumed after the slow readers drained"
             time.sleep(0.1)
+        late_thread.join(10 * SLACK)
+        assert late["r"].status == 200, late["r"].body
+        last_seen_shedding = max(t for t, _, _, shed, _ in timeline.rows if shed)
+        assert late["t"] - timeline.t0 > last_seen_shedding, \
+            "the waiting connection was answered while the gateway was still shedding"
         assert chat(g.port, chat_body()).status == 200
         m = g.metrics()
         assert m.get1("sluice_memory_transitions_total", to="admitting") == 1
