@@ -301,6 +301,12 @@ TEST(Stages, ConcurrencyLimitsTakeSlotsAndRejectWhenTheQueueIsFull) {
   o = run(s, {"POST", "/v1/chat/completions", m}, false, nullptr, &policy);
   EXPECT_EQ(o.result.status, 429);  // the model route answers 429
   EXPECT_EQ(o.result.retry_after_s, 1);
+  // run() keeps the last request alive until the next call: end it (and its
+  // global slot) while `policy` still exists.
+  EXPECT_EQ(policy.global->active(), 1u);  // the refused request still holds the global slot it took first
+  run(s, {"GET", "/not-the-api", ""});
+  EXPECT_EQ(policy.global->active(), 0u);  // and gives it back when it ends
+  policy.per_model[0]->release();
 }
 
 }  // namespace
