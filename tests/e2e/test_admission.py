@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import (BIN_DIR, SLACK, BackgroundStream, Gateway, Proc, RecordingUpstream, assert_error_body,
+from conftest import (BIN_DIR, SLACK, BackgroundStream, Gateway, Proc, Raw, RecordingUpstream, assert_error_body,
                       chat_body, gateway_config, gateway_target, metric_delta, request, start_gateway, stream_chat,
                       tcp_connect, wait_until)
 
@@ -265,16 +265,10 @@ def test_connection_flood_leaves_room_for_a_new_client(module_dir, mock):
     try:
         # Fill the cap with idle keep-alive connections (each served one request).
         for i in range(cap + 10):
-            s = tcp_connect("127.0.0.1", g.port, 5)
-            s.sendall(b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
-            s.settimeout(5)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            socks.append(s)
+            c = Raw(g.port, 5)
+            socks.append(c)
+            c.send(b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert c.read_response().status == 200
         m = g.metrics()
         assert m.get1("sluice_active_connections") <= cap + 1, m.get1("sluice_active_connections")
         assert m.get1("sluice_connections_shed_total", reason="idle_evicted") >= 10
@@ -283,10 +277,9 @@ def test_connection_flood_leaves_room_for_a_new_client(module_dir, mock):
             r = request(g.port, "POST", "/v1/chat/completions", chat_body())
             assert r.status == 200, r.body
         # The evicted ones were the oldest: the first connection is closed, the last is not.
-        socks[0].settimeout(1)
-        assert socks[0].recv(1) == b""
-        socks[-1].sendall(b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
-        assert socks[-1].recv(12).startswith(b"HTTP/1.1 200")
+        assert socks[0].closed_by_peer(1.0)
+        socks[-1].send(b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert socks[-1].read_response().status == 200
     finally:
         for s in socks:
             s.close()
