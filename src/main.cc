@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "control/config_loader.h"
+#include "control/keys_command.h"
 #include "control/version.h"
 #include "gateway/gateway.h"
 #include "mock/mock_handler.h"
@@ -38,12 +39,24 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", port_file, "write {\"api\":PORT,\"admin\":PORT} here once listening");
   bool version = false;
   app.add_flag("--version,-V", version, "print version, git commit, build mode and library versions, and exit");
+
+  // sluice keys new [--prefix P] | sluice keys hash (key on stdin)
+  CLI::App* keys = app.add_subcommand("keys", "make API keys and their stored (hashed) form");
+  keys->require_subcommand(1);
+  CLI::App* keys_new = keys->add_subcommand("new", "print a new random key and the config line that stores its hash");
+  std::string key_prefix = "sk-sluice-";
+  std::string key_id = "my-key";
+  keys_new->add_option("--prefix", key_prefix, "the key's prefix (default sk-sluice-)");
+  keys_new->add_option("--id", key_id, "the id in the printed config line");
+  CLI::App* keys_hash = keys->add_subcommand("hash", "read a key from stdin and print only its sha256:... hash");
   CLI11_PARSE(app, argc, argv);
 
   if (version) {
     std::fputs(sluice::control::version_text().c_str(), stdout);
     return 0;
   }
+  if (*keys_new) return sluice::control::keys_new(key_prefix, key_id);
+  if (*keys_hash) return sluice::control::keys_hash();
 
   if (!check_file.empty()) {
     load.check_only = true;
