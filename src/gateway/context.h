@@ -39,6 +39,7 @@ struct RequestContext {
   llm::ApiKind kind = llm::ApiKind::kOther;
   llm::RequestInfo info;
   const ModelRoute* route = nullptr;
+  const ApiKey* principal = nullptr;  // the caller's key (points into the settings); null: auth is off
   bool strip_usage_chunk = false;  // the gateway asked upstream for usage the client did not want
 
   // Outcome, filled by the stage that answers or by the forwarder.

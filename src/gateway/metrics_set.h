@@ -33,6 +33,8 @@ struct GatewayMetrics {
   obs::GaugeFamily build_info;         // {version, commit, mode}: always 1
   obs::GaugeFamily endpoint_up;        // {upstream, endpoint}: 1 takes traffic, 0 marked down
   obs::CounterFamily header_rejections;  // {rule}: requests refused by a header rule
+  obs::CounterFamily key_requests;     // {key, team, status}: by API key id (auth.keys)
+  obs::CounterFamily key_tokens;       // {key, team, direction}
   obs::GaugeFamily memory_state;       // 0 admitting, 1 shedding
   obs::GaugeFamily memory_level;       // bytes held (sampled RSS)
   obs::GaugeFamily memory_buffered;    // of which the gateway's own buffers (accounted per worker)

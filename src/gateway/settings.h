@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http/h2/codec.h"
+#include "policy/api_keys.h"
 #include "policy/header_rules.h"
 
 namespace sluice::gateway {
@@ -150,9 +151,43 @@ struct Admission {
   Concurrency concurrency;
 };
 
+// Limits of a key or a team; absent = unlimited. (Enforced by the limit
+// stage; see policy/.)
+struct Limits {
+  std::optional<uint64_t> rpm, tpm, max_concurrent, tokens_per_day, tokens_per_month;
+  std::optional<double> usd_per_day, usd_per_month;
+};
+
+struct Team {
+  std::string name;
+  Limits limits;
+};
+
+// One API key: who it is (id, team), never the key itself.
+struct ApiKey {
+  std::string id;                   // shown in logs, metrics and errors instead of the key
+  std::string team;                 // empty: none
+  std::vector<std::string> models;  // allowed model names, aliases or '*' patterns; empty: all
+  Limits limits;
+};
+
+// `auth`: with no keys the gateway is open (as with no auth section at all).
+struct Auth {
+  std::vector<ApiKey> keys;
+  std::vector<Team> teams;
+  policy::KeyIndex index;  // presented key -> index into keys
+  bool enabled() const { return !keys.empty(); }
+  const Team* team(std::string_view name) const {
+    for (const Team& t : teams)
+      if (t.name == name) return &t;
+    return nullptr;
+  }
+};
+
 struct Settings {
   Server server;
   Admission admission;
+  Auth auth;
   Timeouts default_timeouts;
   std::vector<Upstream> upstreams;
   std::vector<ModelRoute> models;

@@ -57,8 +57,9 @@ struct SharedPolicy;
 bool gateway_owned_header(std::string_view name);
 
 // The stages in order: admit (drain, memory shedding), validate (path,
-// method, header rules), inspect (reads the body), route (model, allow-list),
-// limit (concurrency, may wait in a queue). `draining` is read by admit at
+// method, header rules), authenticate (API key -> principal), inspect (reads
+// the body), route (model, allow-lists), limit (concurrency, may wait in a
+// queue). `draining` is read by admit at
 // each request; `policy` may be null (no shedding, no limits).
 std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining, SharedPolicy* policy);
 

@@ -4,6 +4,7 @@
 #include "gateway/shared_policy.h"
 #include "http/error_body.h"
 #include "llm/request_inspector.h"
+#include "policy/api_keys.h"
 #include "core/json_escape.h"
 
 namespace sluice::gateway {
@@ -107,6 +108,32 @@ class ValidateStage final : public Stage {
   }
 };
 
+// API keys (auth.keys): `Authorization: Bearer <key>` or `x-api-key: <key>`.
+// With no keys configured the gateway is open. A key never appears in an
+// error, a log line or a metric: the key's id does.
+class AuthenticateStage final : public Stage {
+ public:
+  std::string_view name() const override { return "authenticate"; }
+  StageResult process(RequestContext& rc) override {
+    const Auth& auth = rc.settings->auth;
+    if (!auth.enabled()) return StageResult::next();
+    const auto& req = rc.ex.request();
+    std::string_view key = req.find("x-api-key");
+    if (key.empty()) {
+      std::string_view a = req.find("authorization");
+      if (a.size() > 7 && http::iequals(a.substr(0, 7), "bearer ")) key = a.substr(7);
+      while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
+    }
+    if (key.empty())
+      return StageResult::error(401, "invalid_api_key",
+                                "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'");
+    const ptrdiff_t i = auth.index.find(key);
+    if (i < 0) return StageResult::error(401, "invalid_api_key", "Incorrect API key provided");
+    rc.principal = &auth.keys[static_cast<size_t>(i)];
+    return StageResult::next();
+  }
+};
+
 class InspectStage final : public Stage {
  public:
   std::string_view name() const override { return "inspect"; }
@@ -164,6 +191,10 @@ class RouteStage final : public Stage {
                                 "The model '" + rc.info.model + "' does not exist or is not served here");
     }
     if (StageResult r = check_allow_list(rc); r.action != StageAction::kContinue) return r;
+    if (rc.principal && !rc.principal->models.empty() && !policy::model_allowed(rc.principal->models, rc.info.model) &&
+        (rc.route->name == "*" || !policy::model_allowed(rc.principal->models, rc.route->name)))
+      return StageResult::error(403, "model_not_allowed",
+                                "The key '" + rc.principal->id + "' may not use the model '" + rc.info.model + "'");
     // Aliases and upstream_model: the upstream is asked for its own name.
     if (!rc.route->upstream_model.empty()) llm::rewrite_model(rc.body, rc.info, rc.route->upstream_model);
     if (rc.info.stream && !rc.info.include_usage &&
@@ -254,6 +285,7 @@ std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining, Sh
   std::vector<std::unique_ptr<Stage>> v;
   v.push_back(std::make_unique<AdmitStage>(draining, policy));
   v.push_back(std::make_unique<ValidateStage>());
+  v.push_back(std::make_unique<AuthenticateStage>());
   v.push_back(std::make_unique<InspectStage>());
   v.push_back(std::make_unique<RouteStage>());
   v.push_back(std::make_unique<LimitStage>(policy));

@@ -209,6 +209,12 @@ void WorkerContext::settle(RequestContext& rc) {
     if (rc.usage.valid() || rc.usage_estimated)
       metrics.counter(fam.usage_source, {rc.usage_estimated ? "estimated" : "upstream"}).inc();
   }
+  if (const ApiKey* k = rc.principal) {
+    metrics.counter(fam.key_requests, {k->id, k->team, status.view()}).inc();
+    if (rc.usage.prompt_tokens > 0) metrics.counter(fam.key_tokens, {k->id, k->team, "input"}).inc(rc.usage.prompt_tokens);
+    if (rc.usage.completion_tokens > 0)
+      metrics.counter(fam.key_tokens, {k->id, k->team, "output"}).inc(rc.usage.completion_tokens);
+  }
   if (!log || !log->enabled()) return;
   const auto& req = rc.ex.request();
   auto line = log->begin();
@@ -218,6 +224,10 @@ void WorkerContext::settle(RequestContext& rc) {
       .str("path", req.path())
       .str("protocol", rc.ex.protocol())
       .num("status", rc.status);
+  if (const ApiKey* k = rc.principal) {
+    line.str("key", k->id);
+    if (!k->team.empty()) line.str("team", k->team);
+  }
   // The canonical name: the route's (the client's own through the catch-all);
   // what the client asked for and what the upstream was asked for when they differ.
   const bool wildcard = rc.route && rc.route->name == "*";

@@ -46,6 +46,9 @@ void read_admission(Builder& b, const Field* f);
 // {max, queue, queue_timeout, status}: admission, each upstream, each model.
 void read_concurrency(const Reader& r, const Field& f, gateway::Concurrency& c);
 
+// auth.cc
+void read_auth(Builder& b, const Field& f);
+
 // models.cc
 void read_models(Builder& b, const Field& f);
 void read_default_upstream(Builder& b, const Field& f);

@@ -179,7 +179,7 @@ def start_mock(workdir: Path, *extra: str) -> Mock:
 
 def gateway_config(mock_port: int | None = None, *, endpoint: str | None = None, server: dict | None = None,
                    timeouts: dict | None = None, upstream_extra: str = "", models: str | None = None,
-                   access_log: Path | None = None, admission: dict | None = None) -> str:
+                   access_log: Path | None = None, admission: dict | None = None, extra_yaml: str = "") -> str:
     """YAML for a gateway with one upstream `m` (the mock unless `endpoint` is given)."""
     srv = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "workers": 1,
            "max_header_bytes": "8KiB", "max_body_bytes": "1MiB", "header_timeout": "2s",
@@ -214,7 +214,8 @@ def gateway_config(mock_port: int | None = None, *, endpoint: str | None = None,
             f"  - name: m\n"
             f"    endpoints: [{json.dumps(ep)}]\n"
             f"{upstream_extra}"
-            f"models:\n{models}")
+            f"models:\n{models}"
+            f"{extra_yaml}")
 
 
 def start_gateway(workdir: Path, config: str | None = None, *, workers: int = 1,

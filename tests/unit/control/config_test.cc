@@ -418,7 +418,7 @@ const InvalidCase kInvalid[] = {
     {"NotAMapping", "- a\n- b\n", "t.yaml:1:1: expected a mapping (key: value), got a list"},
     {"TwoDocuments", kUp + kModels + "---\nserver: {}\n", "t.yaml:8:1: expected one YAML document"},
     {"UnknownTopKey", "timout: {}\n" + kUp + kModels,
-     "t.yaml:1:1: timout: unknown key 'timout' (expected one of: server, admission, timeouts, upstreams, "
+     "t.yaml:1:1: timout: unknown key 'timout' (expected one of: server, admission, auth, timeouts, upstreams, "
      "models, default_upstream); "
      "did you mean 'timeouts'?"},
     {"UnknownServerKey", server("  listn: x\n"),
@@ -992,6 +992,71 @@ TEST(ConfigAdmission, ErrorsNameTheirPlace) {
             std::string::npos);
   EXPECT_NE(error_of("server: {min_body_rate: {bytes: 5}}\n" + kUp + kModels).find("unknown key 'bytes'"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::control
+
+// ---------------------------------------------------------------------------
+// auth: keys as salted hashes, teams, allowed models, limits.
+
+namespace sluice::control {
+namespace {
+
+// The key "abc": its salt starts with the key's lookup hint (the first 8 hex
+// of SHA-256("abc")), as `sluice keys hash` makes it.
+const std::string kHashA = "sha256:ba7816bf000000000000000000000000:"
+                           "0931562d036b5615413a389f00c15f0cec3fbfcbe1281f052aa1e3ce2a450c3c";
+
+TEST(ConfigAuth, KeysTeamsModelsAndLimits) {
+  Settings s = load_ok(kUp + kModels +
+                       "auth:\n"
+                       "  keys:\n"
+                       "    - id: team-a-prod\n"
+                       "      hash: \"" + kHashA + "\"\n"
+                       "      team: team-a\n"
+                       "      models: [\"gpt-4o*\", llama3]\n"
+                       "      limits: {rpm: 600, tpm: 200000, max_concurrent: 20, tokens_per_day: 5000000, "
+                       "usd_per_month: 100}\n"
+                       "  teams:\n"
+                       "    - {name: team-a, limits: {tpm: 500000}}\n");
+  ASSERT_TRUE(s.auth.enabled());
+  ASSERT_EQ(s.auth.keys.size(), 1u);
+  const auto& k = s.auth.keys[0];
+  EXPECT_EQ(k.id, "team-a-prod");
+  EXPECT_EQ(k.team, "team-a");
+  EXPECT_EQ(k.models, (std::vector<std::string>{"gpt-4o*", "llama3"}));
+  EXPECT_EQ(k.limits.rpm, 600u);
+  EXPECT_EQ(k.limits.max_concurrent, 20u);
+  EXPECT_DOUBLE_EQ(*k.limits.usd_per_month, 100.0);
+  EXPECT_FALSE(k.limits.usd_per_day.has_value());
+  EXPECT_EQ(s.auth.index.find("abc"), 0);
+  EXPECT_EQ(s.auth.index.find("abd"), -1);
+  ASSERT_NE(s.auth.team("team-a"), nullptr);
+  EXPECT_EQ(s.auth.team("team-a")->limits.tpm, 500000u);
+  EXPECT_FALSE(load_ok(kUp + kModels).auth.enabled());
+}
+
+TEST(ConfigAuth, ErrorsNameTheirPlace) {
+  auto err = [](const std::string& auth) { return error_of(kUp + kModels + "auth:\n" + auth); };
+  EXPECT_NE(err("  keys:\n    - {id: a, hash: \"md5:x\"}\n").find("auth.keys[0].hash: malformed key hash"),
+            std::string::npos);
+  EXPECT_NE(err("  keys:\n    - {id: a, hash: \"" + kHashA + "\", team: nope}\n").find("unknown team 'nope'"),
+            std::string::npos);
+  EXPECT_NE(err("  keys:\n    - {id: a, hash: \"" + kHashA + "\", limits: {rpm: -5}}\n").find("expected an integer from 0"),
+            std::string::npos);
+  EXPECT_NE(err("  keys:\n    - {id: a, hash: \"" + kHashA + "\", limits: {usd_per_day: lots}}\n")
+                .find("expected a non-negative amount in USD"),
+            std::string::npos);
+  EXPECT_NE(err("  keys:\n    - {id: a, hash: \"" + kHashA + "\"}\n    - {id: a, hash: \"" + kHashA + "\"}\n")
+                .find("duplicate key id 'a'"),
+            std::string::npos);
+  EXPECT_NE(err("  keys:\n    - {id: a, hash: \"" + kHashA + "\"}\n    - {id: b, hash: \"" + kHashA + "\"}\n")
+                .find("the same key hash is given twice"),
+            std::string::npos);
+  EXPECT_NE(err("  keys:\n    - {id: a, hash: \"" + kHashA + "\", models: []}\n").find("allows nothing"),
+            std::string::npos);
+  EXPECT_NE(err("  keys:\n    - {hash: \"" + kHashA + "\"}\n").find("missing required key 'id'"), std::string::npos);
 }
 
 }  // namespace

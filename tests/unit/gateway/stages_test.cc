@@ -1,6 +1,7 @@
 // The pipeline stages, run on an in-memory Exchange: no sockets.
 #include "gateway/stage.h"
 #include "gateway/shared_policy.h"
+#include "policy/api_keys.h"
 
 #include <gtest/gtest.h>
 
@@ -307,6 +308,44 @@ TEST(Stages, ConcurrencyLimitsTakeSlotsAndRejectWhenTheQueueIsFull) {
   run(s, {"GET", "/not-the-api", ""});
   EXPECT_EQ(policy.global->active(), 0u);  // and gives it back when it ends
   policy.per_model[0]->release();
+}
+
+TEST(Stages, ApiKeysAuthenticateAndLimitModels) {
+  auto s = settings_with({ModelRoute{.name = "llama", .aliases = {"l3"}}, ModelRoute{.name = "*"}});
+  const std::string key_a = policy::new_key(), key_b = policy::new_key();
+  s->auth.keys.push_back(ApiKey{.id = "a", .team = "t", .models = {"llama"}});
+  s->auth.index.add(*policy::parse_key_hash(policy::hash_key(key_a)), 0);
+  s->auth.keys.push_back(ApiKey{.id = "b"});
+  s->auth.index.add(*policy::parse_key_hash(policy::hash_key(key_b)), 1);
+  RequestContext* rc = nullptr;
+
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat});
+  EXPECT_EQ(o.result.status, 401);
+  EXPECT_EQ(o.result.code, "invalid_api_key");
+  EXPECT_EQ(o.last_stage, "authenticate");
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Bearer " + key_a + "x"}}});
+  EXPECT_EQ(o.result.status, 401);
+  EXPECT_EQ(o.result.message.find(key_a), std::string::npos);
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Basic " + key_a}}});
+  EXPECT_EQ(o.result.status, 401);
+
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"Authorization", "bearer " + key_a}}}, false, &rc);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  ASSERT_NE(rc->principal, nullptr);
+  EXPECT_EQ(rc->principal->id, "a");
+  // An alias of an allowed route is allowed; another model is not.
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"l3","messages":[]})", {{"x-api-key", key_a}}}, false, &rc);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  EXPECT_EQ(rc->principal->id, "a");
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})", {{"x-api-key", key_a}}});
+  EXPECT_EQ(o.result.status, 403);
+  EXPECT_EQ(o.result.code, "model_not_allowed");
+  EXPECT_NE(o.result.message.find("'a'"), std::string::npos);
+  // A key without a models list may use any.
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})", {{"x-api-key", key_b}}}, false,
+          &rc);
+  EXPECT_EQ(o.result.action, StageAction::kContinue);
+  EXPECT_EQ(rc->principal->id, "b");
 }
 
 }  // namespace

@@ -1,0 +1,104 @@
+// The `auth` section: API keys stored as salted hashes (policy/api_keys.h),
+// their teams, allowed models and limits.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <unordered_map>
+
+#include "control/config/builder.h"
+
+namespace sluice::control::config {
+namespace {
+
+bool valid_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@';
+  });
+}
+
+gateway::Limits read_limits(const Reader& r, const Field& f) {
+  Mapping m = r.mapping(f, {"rpm", "tpm", "max_concurrent", "tokens_per_day", "tokens_per_month", "usd_per_day",
+                            "usd_per_month"});
+  gateway::Limits l;
+  constexpr uint64_t kMax = uint64_t{1} << 50;
+  auto count = [&](const char* key, std::optional<uint64_t>& out) {
+    if (const Field* v = m.find(key)) out = r.integer(*v, 0, kMax);
+  };
+  auto usd = [&](const char* key, std::optional<double>& out) {
+    if (const Field* v = m.find(key)) {
+      const std::string& text = r.scalar(*v, "an amount in USD, e.g. 100 or 12.5");
+      double x = 0;
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
+      if (ec != std::errc() || p != text.data() + text.size() || !std::isfinite(x) || x < 0)
+        r.fail(*v, "expected a non-negative amount in USD, e.g. 100 or 12.5, got " + in_quotes(text));
+      out = x;
+    }
+  };
+  count("rpm", l.rpm);
+  count("tpm", l.tpm);
+  count("max_concurrent", l.max_concurrent);
+  count("tokens_per_day", l.tokens_per_day);
+  count("tokens_per_month", l.tokens_per_month);
+  usd("usd_per_day", l.usd_per_day);
+  usd("usd_per_month", l.usd_per_month);
+  return l;
+}
+
+}  // namespace
+
+void read_auth(Builder& b, const Field& f) {
+  const Reader& r = b.r;
+  gateway::Auth& a = b.s.auth;
+  Mapping m = r.mapping(f, {"keys", "teams"});
+  std::unordered_map<std::string, int> team_lines;
+  if (const Field* teams = m.find("teams")) {
+    for (const Field& t : r.sequence(*teams)) {
+      Mapping tm = r.mapping(t, {"name", "limits"});
+      const Field& name = r.require(tm, "name");
+      gateway::Team team;
+      team.name = r.text(name, "a team name");
+      if (!valid_name(team.name)) r.fail(name, "team names may contain letters, digits and -_.:@, got " + in_quotes(team.name));
+      if (auto [it, added] = team_lines.try_emplace(team.name, name.mark.line); !added)
+        r.fail(name, "duplicate team " + in_quotes(team.name) + " (first at line " + std::to_string(it->second + 1) + ")");
+      if (const Field* v = tm.find("limits")) team.limits = read_limits(r, *v);
+      a.teams.push_back(std::move(team));
+    }
+  }
+  std::unordered_map<std::string, int> id_lines;
+  std::unordered_map<std::string, int> hash_lines;
+  if (const Field* keys = m.find("keys")) {
+    for (const Field& k : r.sequence(*keys)) {
+      Mapping km = r.mapping(k, {"id", "hash", "team", "models", "limits"});
+      gateway::ApiKey key;
+      const Field& id = r.require(km, "id");
+      key.id = r.text(id, "a key id");
+      if (!valid_name(key.id)) r.fail(id, "key ids may contain letters, digits and -_.:@, got " + in_quotes(key.id));
+      if (auto [it, added] = id_lines.try_emplace(key.id, id.mark.line); !added)
+        r.fail(id, "duplicate key id " + in_quotes(key.id) + " (first at line " + std::to_string(it->second + 1) + ")");
+      const Field& hash = r.require(km, "hash");
+      const std::string& text = r.scalar(hash, "\"sha256:<salt>:<hex>\"");
+      auto h = policy::parse_key_hash(text);
+      if (!h) r.fail(hash, "malformed key hash: " + h.status().message());
+      if (auto [it, added] = hash_lines.try_emplace(text, hash.mark.line); !added)
+        r.fail(hash, "the same key hash is given twice (first at line " + std::to_string(it->second + 1) + ")");
+      if (const Field* v = km.find("team")) {
+        key.team = r.text(*v, "a team name");
+        if (!team_lines.contains(key.team)) {
+          std::vector<std::string_view> known;
+          for (const auto& t : a.teams) known.push_back(t.name);
+          r.fail(*v, "unknown team " + in_quotes(key.team) + " (define it under auth.teams)" + suggestion(key.team, known));
+        }
+      }
+      if (const Field* v = km.find("models")) {
+        for (const Field& p : r.sequence(*v)) key.models.push_back(r.text(p, "a model name or pattern"));
+        if (key.models.empty()) r.fail(*v, "an empty models list allows nothing: leave models out to allow all");
+      }
+      if (const Field* v = km.find("limits")) key.limits = read_limits(r, *v);
+      a.index.add(std::move(*h), a.keys.size());
+      a.keys.push_back(std::move(key));
+    }
+  }
+}
+
+}  // namespace sluice::control::config

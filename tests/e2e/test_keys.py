@@ -1,0 +1,117 @@
+"""API keys (issue 11, first part): keys stored as salted hashes, accepted as
+`Authorization: Bearer` or `x-api-key`, per-key model allow-lists, the key's
+id (never the key) in the access log and metrics; over every protocol."""
+import subprocess
+
+import pytest
+
+from conftest import (BIN_DIR, PROTOCOLS, RecordingUpstream, assert_error_body, chat_body, gateway_config,
+                      gateway_target, request, start_gateway, start_tls_gateway, stream_chat)
+
+
+def _new_key(key_id: str) -> tuple:
+    out = subprocess.run([str(BIN_DIR / "sluice"), "keys", "new", "--id", key_id], capture_output=True, text=True,
+                         timeout=10, check=True).stdout
+    key = out.split("key:", 1)[1].split()[0]
+    line = [ln for ln in out.splitlines() if ln.strip().startswith("- {id:")][0]
+    return key, line.strip()
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {"prod": _new_key("team-a-prod"), "any": _new_key("ops")}
+
+
+def _auth_yaml(keys) -> str:
+    prod, anyk = keys["prod"][1], keys["any"][1]
+    return ("auth:\n"
+            "  teams:\n    - {name: team-a}\n"
+            "  keys:\n"
+            f"    {prod[:-1]}, team: team-a, models: [\"gpt-4o*\", llama3]}}\n"
+            f"    {anyk}\n")
+
+
+@pytest.fixture(scope="module")
+def gw(module_dir, mock, server_pki, keys):
+    models = '  - {name: meta-llama/Meta-Llama-3.1-8B-Instruct, aliases: [llama3], upstream: m}\n' \
+             '  - {name: "*", upstream: m}\n'
+    g = start_tls_gateway(module_dir, mock.port, server_pki, models=models, extra_yaml=_auth_yaml(keys))
+    yield g
+    assert g.proc.stop() == 0, g.proc.output()
+
+
+@pytest.fixture(params=PROTOCOLS)
+def target(request, gw, server_pki):
+    return gateway_target(gw, request.param, server_pki)
+
+
+def test_missing_and_wrong_keys_get_401(target, keys):
+    key = keys["prod"][0]
+    for headers in ({}, {"authorization": "Bearer " + key[:-1] + "X"}, {"x-api-key": "sk-sluice-nope"},
+                    {"authorization": "Basic " + key}):
+        r = request(target, "POST", "/v1/chat/completions", chat_body("gpt-4o"), headers)
+        err = assert_error_body(r, 401, "invalid_api_key")
+        assert key not in r.body.decode() and key[:-1] not in r.body.decode(), "an error must never echo a key"
+
+
+def test_keys_in_either_header_and_model_allow_lists(target, keys, gw):
+    key = keys["prod"][0]
+    before = gw.metrics()
+    for headers in ({"authorization": "Bearer " + key}, {"x-api-key": key}):
+        r = request(target, "POST", "/v1/chat/completions", chat_body("gpt-4o-mini"), headers)
+        assert r.status == 200, r.body
+        # An alias the key names reaches the canonical model.
+        s = stream_chat(target, chat_body("llama3", stream=True), headers)
+        assert s.status == 200 and s.done
+    r = request(target, "POST", "/v1/chat/completions", chat_body("claude-3"), {"x-api-key": key})
+    err = assert_error_body(r, 403, "model_not_allowed")
+    assert "team-a-prod" in err["message"] and key not in r.body.decode()
+    # A key with no models list may use any.
+    r = request(target, "POST", "/v1/chat/completions", chat_body("claude-3"), {"x-api-key": keys["any"][0]})
+    assert r.status == 200, r.body
+    after = gw.metrics()
+    d = (after.get1("sluice_key_requests_total", key="team-a-prod", team="team-a", status="200")
+         - before.get1("sluice_key_requests_total", key="team-a-prod", team="team-a", status="200"))
+    assert d == 4
+    text = request(gw.admin, "GET", "/metrics").body.decode()
+    assert key not in text and keys["any"][0] not in text
+
+
+def test_invalid_keys_never_reach_the_upstream(module_dir, keys):
+    rec = RecordingUpstream()
+    try:
+        g = start_gateway(module_dir, gateway_config(endpoint=f"http://127.0.0.1:{rec.port}",
+                                                     extra_yaml=_auth_yaml(keys)),
+                          access_log=module_dir / "keys-access.log")
+        try:
+            for i in range(300):
+                r = request(g.port, "POST", "/v1/chat/completions", chat_body("gpt-4o"),
+                            {"x-api-key": f"sk-sluice-bad-{i:04d}"})
+                assert r.status == 401
+            assert rec.requests == []
+            r = request(g.port, "POST", "/v1/chat/completions", chat_body("gpt-4o"),
+                        {"x-api-key": keys["prod"][0], "x-request-id": "with-key-1"})
+            assert r.status == 200
+            assert len(rec.requests) == 1
+            sent = dict(rec.last()["headers"])
+            assert "x-api-key" not in sent and "authorization" not in sent  # the client's key stays here
+            entry = g.log_entry("with-key-1")
+            assert entry["key"] == "team-a-prod" and entry["team"] == "team-a", entry
+            raw = g.access_log.read_text()
+            assert keys["prod"][0] not in raw
+            assert g.metrics().get1("sluice_rejected_requests_total", reason="invalid_api_key") == 300
+        finally:
+            assert g.proc.stop() == 0, g.proc.output()
+    finally:
+        rec.close()
+
+
+def test_check_config_validates_auth(tmp_path, keys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(gateway_config(1234) + "auth:\n  keys:\n    - {id: x, hash: \"sha256:zz:zz\", team: nobody}\n")
+    out = subprocess.run([str(BIN_DIR / "sluice"), "--check-config", str(bad)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 1 and "auth.keys[0].hash: malformed key hash" in out.stderr, out.stderr
+    h = subprocess.run([str(BIN_DIR / "sluice"), "keys", "hash"], input=keys["prod"][0] + "\n", capture_output=True,
+                       text=True, timeout=10)
+    assert h.returncode == 0 and h.stdout.startswith("sha256:") and keys["prod"][0] not in h.stdout
