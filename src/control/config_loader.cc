@@ -48,11 +48,14 @@ gateway::Settings build(const Reader& r, std::string_view source, const LoadOpti
   Field top{root, "", root.Mark(), root.Mark()};
   if (config::is_empty(root))
     r.fail(top, "the config is empty: expected a mapping with 'upstreams' and 'models'");
-  Mapping m = r.mapping(top, {"server", "admission", "auth", "timeouts", "upstreams", "models", "default_upstream"});
+  Mapping m = r.mapping(top, {"server", "admission", "auth", "limits", "pricing", "timeouts", "upstreams", "models",
+                              "default_upstream"});
   if (const Field* f = m.find("server")) config::read_server(b, *f);
   config::apply_overrides(b, m.find("server"));
   config::read_admission(b, m.find("admission"));
   if (const Field* f = m.find("auth")) config::read_auth(b, *f);
+  if (const Field* f = m.find("limits")) config::read_limits_section(b, *f);
+  if (const Field* f = m.find("pricing")) config::read_pricing(b, *f);
   if (const Field* f = m.find("timeouts")) config::read_timeouts(r, *f, b.s.default_timeouts);
   if (const Field* f = m.find("upstreams")) config::read_upstreams(b, *f);
   const Field* models = m.find("models");

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/caller_limits.h"
 #include "gateway/settings.h"
 #include "http/exchange.h"
 #include "llm/request_inspector.h"
@@ -64,11 +65,14 @@ struct RequestContext {
   RequestContext* live_prev = nullptr;
   RequestContext* live_next = nullptr;
 
+  // What the request charged to its key's and team's limits (settled in settle()).
+  Reservation reservation;
+
   // A header rule the request broke (for the audit log and its metric).
   std::optional<policy::HeaderViolation> header_violation;
   // Concurrency slots held until the request ends (released by ~Slots).
   struct Slots {
-    std::array<policy::ConcurrencyLimit*, 3> held{};
+    std::array<policy::ConcurrencyLimit*, 5> held{};
     size_t count = 0;
     size_t next_gate = 0;  // the limit stage's progress through the gates
     Slots() = default;

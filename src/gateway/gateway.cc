@@ -201,7 +201,7 @@ Status Gateway::start() {
     obs::AccessLogBuffer* buf = access_log_->enabled() ? &access_log_->add_buffer() : nullptr;
     obs::AccessLogBuffer* abuf = audit_log_->enabled() ? &audit_log_->add_buffer() : nullptr;
     contexts_.push_back(std::make_unique<WorkerContext>(ctx, settings_, shared_, registry_.add_shard(), *fam_, buf,
-                                                        policy_.get(), abuf));
+                                                        policy_.get(), abuf, workers_.size()));
     WorkerContext& w = *contexts_.back();
     w.server_opts.max_connections = per_worker_connections;
     if (s.admission.memory.stop_accepting) w.server_opts.pause_accept = &policy_->shedding;

@@ -35,6 +35,12 @@ const ModelRoute* Settings::find_model(std::string_view model) const {
   return wildcard_ == kNone ? nullptr : &models[wildcard_];
 }
 
+const Price* Settings::price(std::string_view model) const {
+  for (const Price& p : pricing)
+    if (policy::model_allowed({p.model}, model)) return &p;
+  return nullptr;
+}
+
 const ModelRoute* Settings::route_without_model() const {
   if (const ModelRoute* r = find_model(""); r && r->name == "*") return r;
   return default_route ? &*default_route : nullptr;

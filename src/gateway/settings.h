@@ -171,6 +171,13 @@ struct ApiKey {
   Limits limits;
 };
 
+// Prices per million tokens, for USD budgets (`pricing:`); `model` is a
+// route name or a '*' pattern.
+struct Price {
+  std::string model;
+  double input_per_mtok = 0, output_per_mtok = 0, cached_input_per_mtok = 0;
+};
+
 // `auth`: with no keys the gateway is open (as with no auth section at all).
 struct Auth {
   std::vector<ApiKey> keys;
@@ -188,6 +195,12 @@ struct Settings {
   Server server;
   Admission admission;
   Auth auth;
+  std::vector<Price> pricing;
+  // Output tokens reserved for a request that sets no max_tokens (token
+  // limits are charged before forwarding, then settled with real usage).
+  uint64_t default_max_tokens = 1024;
+  // The price of `model` (a route name), or null.
+  const Price* price(std::string_view model) const;
   Timeouts default_timeouts;
   std::vector<Upstream> upstreams;
   std::vector<ModelRoute> models;

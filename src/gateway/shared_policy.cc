@@ -23,12 +23,28 @@ ptrdiff_t route_index(const Settings& s, const ModelRoute* route) {
 SharedPolicy::SharedPolicy(const Settings& s) : global(make_limit(s.admission.concurrency)) {
   for (const Upstream& u : s.upstreams) per_upstream.push_back(make_limit(u.concurrency));
   for (const ModelRoute& m : s.models) per_model.push_back(make_limit(m.concurrency));
-  any_limit = global || std::any_of(per_upstream.begin(), per_upstream.end(), [](const auto& l) { return l != nullptr; }) ||
-              std::any_of(per_model.begin(), per_model.end(), [](const auto& l) { return l != nullptr; });
+  auto caller = [](const Limits& l) {
+    return l.max_concurrent ? Concurrency{.max = static_cast<uint32_t>(*l.max_concurrent), .queue = 0, .status = 429}
+                            : Concurrency{};
+  };
+  for (const ApiKey& k : s.auth.keys) key_configs.push_back(caller(k.limits));
+  for (const Team& t : s.auth.teams) team_configs.push_back(caller(t.limits));
+  for (const Concurrency& c : key_configs) per_key.push_back(make_limit(c));
+  for (const Concurrency& c : team_configs) per_team.push_back(make_limit(c));
+  auto some = [](const auto& v) { return std::any_of(v.begin(), v.end(), [](const auto& l) { return l != nullptr; }); };
+  any_limit = global || some(per_upstream) || some(per_model) || some(per_key) || some(per_team);
 }
 
-std::array<SharedPolicy::Gate, 3> SharedPolicy::gates_for(const Settings& s, const ModelRoute* route) const {
-  std::array<Gate, 3> out{Gate{global.get(), &s.admission.concurrency}};
+std::array<SharedPolicy::Gate, SharedPolicy::kGates> SharedPolicy::gates_for(const Settings& s,
+                                                                             const ModelRoute* route,
+                                                                             const ApiKey* key) const {
+  std::array<Gate, kGates> out{Gate{global.get(), &s.admission.concurrency}};
+  if (key) {
+    const size_t k = static_cast<size_t>(key - s.auth.keys.data());
+    if (k < per_key.size()) out[3] = {per_key[k].get(), &key_configs[k]};
+    for (size_t t = 0; t < s.auth.teams.size() && t < per_team.size(); ++t)
+      if (!key->team.empty() && s.auth.teams[t].name == key->team) out[4] = {per_team[t].get(), &team_configs[t]};
+  }
   if (!route) return out;
   if (route->upstream < per_upstream.size())
     out[1] = {per_upstream[route->upstream].get(), &s.upstreams[route->upstream].concurrency};

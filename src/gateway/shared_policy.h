@@ -18,6 +18,9 @@ struct SharedPolicy {
   std::unique_ptr<policy::ConcurrencyLimit> global;                   // null: no limit
   std::vector<std::unique_ptr<policy::ConcurrencyLimit>> per_upstream;  // by upstream index
   std::vector<std::unique_ptr<policy::ConcurrencyLimit>> per_model;     // by route index
+  // max_concurrent of API keys and teams (no queue: 429 at once).
+  std::vector<std::unique_ptr<policy::ConcurrencyLimit>> per_key, per_team;  // by index in auth
+  std::vector<Concurrency> key_configs, team_configs;
   bool any_limit = false;  // false: the limit stage has nothing to do
 
   explicit SharedPolicy(const Settings& s);
@@ -26,9 +29,10 @@ struct SharedPolicy {
     policy::ConcurrencyLimit* limit = nullptr;  // null: unlimited
     const Concurrency* config = nullptr;
   };
-  // The limits a request on `route` passes, in the order they are taken:
-  // global, upstream, model route.
-  std::array<Gate, 3> gates_for(const Settings& s, const ModelRoute* route) const;
+  static constexpr size_t kGates = 5;
+  // The limits a request passes, in the order they are taken: global,
+  // upstream, model route, then its API key's and team's max_concurrent.
+  std::array<Gate, kGates> gates_for(const Settings& s, const ModelRoute* route, const ApiKey* key) const;
 };
 
 }  // namespace sluice::gateway

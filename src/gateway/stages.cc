@@ -1,7 +1,9 @@
 #include <random>
 
 #include "gateway/stage.h"
+#include "core/clock.h"
 #include "gateway/shared_policy.h"
+#include "gateway/worker_context.h"
 #include "http/error_body.h"
 #include "llm/request_inspector.h"
 #include "policy/api_keys.h"
@@ -231,19 +233,20 @@ class LimitStage final : public Stage {
   std::string_view name() const override { return "limit"; }
 
   StageResult process(RequestContext& rc) override {
-    if (!policy_ || !policy_->any_limit) return StageResult::next();
-    const auto gates = policy_->gates_for(*rc.settings, rc.route);
-    for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
-      policy::ConcurrencyLimit* l = gates[slots.next_gate].limit;
-      if (!l) continue;
-      if (!l->try_acquire()) return StageResult::suspend();
-      slots.held[slots.count++] = l;
+    if (policy_ && policy_->any_limit) {
+      const auto gates = policy_->gates_for(*rc.settings, rc.route, rc.principal);
+      for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
+        policy::ConcurrencyLimit* l = gates[slots.next_gate].limit;
+        if (!l) continue;
+        if (!l->try_acquire()) return StageResult::suspend();
+        slots.held[slots.count++] = l;
+      }
     }
-    return StageResult::next();
+    return charge_caller(rc);
   }
 
   boost::asio::awaitable<StageResult> resume(RequestContext& rc) override {
-    const auto gates = policy_->gates_for(*rc.settings, rc.route);
+    const auto gates = policy_->gates_for(*rc.settings, rc.route, rc.principal);
     for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
       const auto [l, config] = gates[slots.next_gate];
       if (!l) continue;
@@ -256,17 +259,31 @@ class LimitStage final : public Stage {
       if (outcome == policy::ConcurrencyLimit::Outcome::kCancelled || rc.ex.aborted())
         co_return StageResult::error(499, "client_closed", "the client went away while queued");
       if (outcome == policy::ConcurrencyLimit::Outcome::kAcquired) continue;
-      const char* which = slots.next_gate == 0 ? "the gateway" : slots.next_gate == 1 ? "this upstream" : "this model";
+      static constexpr const char* kWhich[] = {"the gateway", "this upstream", "this model", "this API key",
+                                               "this team"};
+      const char* which = kWhich[slots.next_gate];
       const bool full = outcome == policy::ConcurrencyLimit::Outcome::kQueueFull;
       co_return StageResult::overloaded(
           config->status, std::string(full ? "too many requests waiting for " : "no capacity in time for ") + which +
                               "; retry shortly",
           1);
     }
-    co_return StageResult::next();
+    co_return charge_caller(rc);
   }
 
  private:
+  // The key's and team's rate limits and budgets: the request's estimated
+  // cost is charged now and settled when it ends (caller_limits.h).
+  static StageResult charge_caller(RequestContext& rc) {
+    if (!rc.principal || !rc.w) return StageResult::next();
+    const int64_t wall = wall_us();
+    auto refusal = rc.w->caller_limits.reserve(rc, wall * 1000, wall / 1'000'000);
+    if (!refusal) return StageResult::next();
+    StageResult r = StageResult::overloaded(refusal->status, std::move(refusal->message), refusal->retry_after_s);
+    r.code = std::move(refusal->code);
+    return r;
+  }
+
   SharedPolicy* policy_;
 };
 

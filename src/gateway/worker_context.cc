@@ -25,8 +25,8 @@ asio::awaitable<void> handle_exchange(WorkerContext* w, http::Exchange& ex) { co
 
 WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings> s, const SharedUpstreams& shared,
                              obs::Shard& m, const GatewayMetrics& f, obs::AccessLogBuffer* l, SharedPolicy* policy,
-                             obs::AccessLogBuffer* a)
-    : ctx(c), settings(std::move(s)), metrics(m), fam(f), log(l), audit(a),
+                             obs::AccessLogBuffer* a, size_t workers)
+    : ctx(c), settings(std::move(s)), metrics(m), fam(f), log(l), audit(a), caller_limits(*settings, workers),
       stages(make_default_stages(&draining, policy)) {
   const auto& ups = settings->upstreams;
   pools.resize(ups.size());
@@ -157,17 +157,18 @@ asio::awaitable<void> reply_locally(RequestContext& rc, StageResult r) {
   }
   std::string body = r.body.empty() ? http::error_body(r.message, http::error_type_for_status(r.status), r.code)
                                     : std::move(r.body);
-  std::array<http::Header, 4> headers{{{"content-type", "application/json"}}};
-  size_t n = 1;
-  if (!rc.request_id.empty()) headers[n++] = {"x-request-id", rc.request_id};
-  if (!r.allow.empty()) headers[n++] = {"allow", r.allow};
+  std::vector<http::Header> headers{{"content-type", "application/json"}};
+  if (!rc.request_id.empty()) headers.push_back({"x-request-id", rc.request_id});
+  if (!r.allow.empty()) headers.push_back({"allow", r.allow});
   char retry[12];
   if (r.retry_after_s > 0) {
     auto end = std::to_chars(retry, retry + sizeof retry, r.retry_after_s).ptr;
-    headers[n++] = {"retry-after", std::string_view(retry, static_cast<size_t>(end - retry))};
+    headers.push_back({"retry-after", std::string_view(retry, static_cast<size_t>(end - retry))});
   }
+  std::string limit_storage;
+  if (rc.principal) rc.w->caller_limits.rate_limit_headers(rc, wall_us() * 1000, limit_storage, headers);
   rc.bytes_out = body.size();
-  (void)co_await rc.ex.respond(r.status, std::span<const http::Header>(headers.data(), n), body);
+  (void)co_await rc.ex.respond(r.status, headers, body);
 }
 
 // One security audit line per refused request: who, which rule, which
@@ -192,6 +193,10 @@ void WorkerContext::settle(RequestContext& rc) {
   const int64_t now = SteadyClock::mono_ns();
   const int64_t total_ns = now - rc.ex.start_ns();
   if (rc.cut) rc.error_code = rc.cut;
+  if (rc.reservation.active) {
+    const int64_t wall = wall_us();
+    caller_limits.settle(rc, wall * 1000, wall / 1'000'000);
+  }
   // Labels come from the configuration, never from raw client input: a route's
   // name ("*" for everything the catch-all takes), "none" without a model.
   std::string_view model = rc.route && !rc.info.model.empty() ? std::string_view(rc.route->name) : "none";

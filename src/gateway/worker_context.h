@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "gateway/caller_limits.h"
 #include "gateway/context.h"
 #include "gateway/metrics_set.h"
 #include "gateway/settings.h"
@@ -34,7 +35,8 @@ class WorkerContext final : public http::ServerObserver {
  public:
   WorkerContext(boost::asio::io_context& ctx, std::shared_ptr<const Settings> settings,
                 const SharedUpstreams& shared, obs::Shard& metrics, const GatewayMetrics& fam,
-                obs::AccessLogBuffer* log, SharedPolicy* policy = nullptr, obs::AccessLogBuffer* audit = nullptr);
+                obs::AccessLogBuffer* log, SharedPolicy* policy = nullptr, obs::AccessLogBuffer* audit = nullptr,
+                size_t workers = 1);
 
   boost::asio::awaitable<void> handle(http::Exchange& ex);
 
@@ -53,6 +55,7 @@ class WorkerContext final : public http::ServerObserver {
   const GatewayMetrics& fam;
   obs::AccessLogBuffer* log;
   obs::AccessLogBuffer* audit;  // the security audit log (header rule rejections); null: off
+  WorkerLimits caller_limits;   // this worker's shard of every key's and team's limits
   std::vector<std::vector<std::unique_ptr<upstream::EndpointPool>>> pools;  // [upstream][endpoint]
   std::vector<std::vector<upstream::EndpointPool*>> pool_views;
   std::vector<uint64_t> rr;  // per upstream

@@ -115,3 +115,104 @@ def test_check_config_validates_auth(tmp_path, keys):
     h = subprocess.run([str(BIN_DIR / "sluice"), "keys", "hash"], input=keys["prod"][0] + "\n", capture_output=True,
                        text=True, timeout=10)
     assert h.returncode == 0 and h.stdout.startswith("sha256:") and keys["prod"][0] not in h.stdout
+
+
+# ---- Key and team limits (local backend) ------------------------------------------------------
+
+def _limits_gateway(module_dir, mock, keys, limits: str, team_limits: str = ""):
+    key_line = keys["prod"][1]
+    auth = ("auth:\n"
+            f"  teams:\n    - {{name: team-a{', limits: ' + team_limits if team_limits else ''}}}\n"
+            "  keys:\n"
+            f"    {key_line[:-1]}, team: team-a, limits: {limits}}}\n")
+    return start_gateway(module_dir, gateway_config(mock.port, extra_yaml=auth + "limits: {default_max_tokens: 50}\n"))
+
+
+def test_rpm_limit_with_openai_headers(module_dir, mock, keys):
+    g = _limits_gateway(module_dir, mock, keys, "{rpm: 5}")
+    try:
+        key = {"x-api-key": keys["prod"][0]}
+        remaining = []
+        for _ in range(5):
+            r = request(g.port, "POST", "/v1/chat/completions", chat_body(), key)
+            assert r.status == 200, r.body
+            assert r.headers["x-ratelimit-limit-requests"] == "5"
+            remaining.append(int(r.headers["x-ratelimit-remaining-requests"]))
+        assert remaining == [4, 3, 2, 1, 0], remaining
+        r = request(g.port, "POST", "/v1/chat/completions", chat_body(), key)
+        err = assert_error_body(r, 429, "rate_limit_exceeded")
+        assert "team-a-prod" in err["message"] and "requests per minute" in err["message"]
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.headers["x-ratelimit-remaining-requests"] == "0"
+        assert r.headers["x-ratelimit-reset-requests"].endswith("s")
+        # A key this gateway does not know is refused, not rate limited.
+        assert request(g.port, "POST", "/v1/chat/completions", chat_body(),
+                       {"x-api-key": keys["any"][0]}).status == 401  # not configured on this gateway
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+
+
+def test_tpm_reserves_before_and_settles_after(module_dir, mock, keys):
+    g = _limits_gateway(module_dir, mock, keys, "{tpm: 1000}")
+    try:
+        key = {"x-api-key": keys["prod"][0]}
+        # A request that may use 900 tokens is charged 900+ up front...
+        body = chat_body(max_tokens=900)
+        r = request(g.port, "POST", "/v1/chat/completions", body, {**key, "x-mock-tokens": "5"})
+        assert r.status == 200, r.body
+        used = r.json()["usage"]["total_tokens"]
+        # ...and settled with what it used: the next response shows the refund.
+        r = request(g.port, "POST", "/v1/chat/completions", chat_body(max_tokens=10), {**key, "x-mock-tokens": "5"})
+        assert r.status == 200
+        assert int(r.headers["x-ratelimit-remaining-tokens"]) >= 1000 - 2 * used - 20, r.headers
+        # A request whose reservation does not fit is refused before it is forwarded.
+        r = request(g.port, "POST", "/v1/chat/completions", chat_body(max_tokens=5000), key)
+        err = assert_error_body(r, 429, "rate_limit_exceeded")
+        assert "tokens per minute" in err["message"]
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+
+
+def test_daily_token_budget_trips_for_streams(module_dir, mock, keys):
+    g = _limits_gateway(module_dir, mock, keys, "{tokens_per_day: 400}")
+    try:
+        key = {"x-api-key": keys["prod"][0], "x-mock-tokens": "60"}
+        admitted = 0
+        for _ in range(20):
+            s = stream_chat(g.port, chat_body(stream=True, max_tokens=60), key)
+            if s.status == 429:
+                assert json_code(s.body) == "insufficient_quota"
+                break
+            assert s.status == 200 and s.done
+            admitted += 1
+        # Each stream is charged its real usage (prompt + 60 output tokens), so
+        # the day's 400 tokens admit a handful, then the budget trips.
+        assert 3 <= admitted <= 6, admitted
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+
+
+def test_key_and_team_concurrency(module_dir, mock, keys):
+    import threading
+    g = _limits_gateway(module_dir, mock, keys, "{max_concurrent: 1}")
+    try:
+        key = {"x-api-key": keys["prod"][0]}
+        started = threading.Event()
+        box = {}
+        t = threading.Thread(target=lambda: box.setdefault("s", stream_chat(
+            g.port, chat_body(stream=True), {**key, "x-mock-itl-ms": "50", "x-mock-tokens": "20"},
+            on_event=lambda e: started.set())), daemon=True)
+        t.start()
+        assert started.wait(5)
+        r = request(g.port, "POST", "/v1/chat/completions", chat_body(), key)
+        assert_error_body(r, 429, "overloaded")
+        t.join(10)
+        assert box["s"].done
+        assert request(g.port, "POST", "/v1/chat/completions", chat_body(), key).status == 200
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+
+
+def json_code(body: bytes) -> str:
+    import json
+    return json.loads(body)["error"]["code"]

@@ -13,7 +13,7 @@ from helpers.h2raw import H2Client
 
 MiB = 1 << 20
 TOKENS = 4000          # about 0.6 MB of SSE per answer (the mock gives at most 4096)
-STREAMS = 60           # slow readers, over two connections
+STREAMS = 90 if SANITIZED else 60  # slow readers, over two connections
 
 
 def _env():
@@ -73,8 +73,10 @@ def test_memory_watermark_sheds_new_work_and_keeps_admitted_streams(module_dir, 
         assert chat(probe.port, chat_body()).status == 200
     idle = probe.metrics().get1("sluice_memory_level_bytes")
     assert probe.proc.stop() == 0
-    high = idle + 24 * MiB
-    low = idle + 8 * MiB
+    # ASan's allocator keeps more of what the streams freed (its size-class
+    # regions fragment), so the sanitized run leaves it more room under low.
+    high = idle + (48 if SANITIZED else 24) * MiB
+    low = idle + (28 if SANITIZED else 8) * MiB
     limit = int(high / 0.75) + 1
     memory = {"limit": limit, "high": 0.75, "low": round(low / limit, 4), "sample": "50ms", "retry_after": "2s",
               "stop_accepting": True}

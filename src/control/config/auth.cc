@@ -102,3 +102,42 @@ void read_auth(Builder& b, const Field& f) {
 }
 
 }  // namespace sluice::control::config
+
+namespace sluice::control::config {
+
+void read_pricing(Builder& b, const Field& f) {
+  const Reader& r = b.r;
+  for (const Field& item : r.sequence(f)) {
+    Mapping m = r.mapping(item, {"model", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok"});
+    gateway::Price p;
+    p.model = r.text(r.require(m, "model"), "a model name or '*' pattern");
+    auto price = [&](const char* key, double& out, bool required) {
+      const Field* v = required ? &r.require(m, key) : m.find(key);
+      if (!v) return;
+      const std::string& text = r.scalar(*v, "a price in USD per million tokens");
+      auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+      if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(out) || out < 0)
+        r.fail(*v, "expected a non-negative price in USD per million tokens, got " + in_quotes(text));
+    };
+    price("input_per_mtok", p.input_per_mtok, true);
+    price("output_per_mtok", p.output_per_mtok, true);
+    p.cached_input_per_mtok = p.input_per_mtok;
+    price("cached_input_per_mtok", p.cached_input_per_mtok, false);
+    b.s.pricing.push_back(std::move(p));
+  }
+}
+
+void read_limits_section(Builder& b, const Field& f) {
+  const Reader& r = b.r;
+  Mapping m = r.mapping(f, {"backend", "redis", "default_max_tokens"});
+  if (const Field* v = m.find("backend")) {
+    const std::string backend = r.text(*v, "local or redis");
+    if (backend == "redis")
+      r.fail(*v, "the redis backend is not available in this build yet: use backend: local (limits per replica)");
+    if (backend != "local") r.fail(*v, "backend must be local or redis, got " + in_quotes(backend));
+  }
+  if (const Field* v = m.find("redis")) r.fail(*v, "redis settings need backend: redis, which is not available yet");
+  if (const Field* v = m.find("default_max_tokens")) b.s.default_max_tokens = r.integer(*v, 1, 10'000'000);
+}
+
+}  // namespace sluice::control::config

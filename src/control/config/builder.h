@@ -48,6 +48,10 @@ void read_concurrency(const Reader& r, const Field& f, gateway::Concurrency& c);
 
 // auth.cc
 void read_auth(Builder& b, const Field& f);
+void read_pricing(Builder& b, const Field& f);
+// `limits`: the backend of key and team limits, and the output tokens
+// reserved for requests without max_tokens.
+void read_limits_section(Builder& b, const Field& f);
 
 // models.cc
 void read_models(Builder& b, const Field& f);

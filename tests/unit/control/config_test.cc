@@ -418,7 +418,7 @@ const InvalidCase kInvalid[] = {
     {"NotAMapping", "- a\n- b\n", "t.yaml:1:1: expected a mapping (key: value), got a list"},
     {"TwoDocuments", kUp + kModels + "---\nserver: {}\n", "t.yaml:8:1: expected one YAML document"},
     {"UnknownTopKey", "timout: {}\n" + kUp + kModels,
-     "t.yaml:1:1: timout: unknown key 'timout' (expected one of: server, admission, auth, timeouts, upstreams, "
+     "t.yaml:1:1: timout: unknown key 'timout' (expected one of: server, admission, auth, limits, pricing, timeouts, upstreams, "
      "models, default_upstream); "
      "did you mean 'timeouts'?"},
     {"UnknownServerKey", server("  listn: x\n"),

@@ -1,0 +1,168 @@
+#include "gateway/caller_limits.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "gateway/context.h"
+
+namespace sluice::gateway {
+
+namespace {
+
+constexpr int64_t kMinuteNs = 60'000'000'000;
+
+uint64_t share(uint64_t limit, size_t workers) { return (limit + workers - 1) / workers; }
+
+CallerLimits make(const Limits& l, size_t w) {
+  using policy::Budget;
+  CallerLimits c;
+  if (l.rpm) c.rpm = policy::SlidingWindow(share(*l.rpm, w), kMinuteNs), c.rpm_limit = *l.rpm;
+  if (l.tpm) c.tpm = policy::SlidingWindow(share(*l.tpm, w), kMinuteNs), c.tpm_limit = *l.tpm;
+  if (l.tokens_per_day) c.tokens_day = Budget(share(*l.tokens_per_day, w), Budget::Period::kDay);
+  if (l.tokens_per_month) c.tokens_month = Budget(share(*l.tokens_per_month, w), Budget::Period::kMonth);
+  auto micro = [&](double usd) { return share(static_cast<uint64_t>(std::llround(usd * 1e6)), w); };
+  if (l.usd_per_day) c.usd_day = Budget(micro(*l.usd_per_day), Budget::Period::kDay);
+  if (l.usd_per_month) c.usd_month = Budget(micro(*l.usd_per_month), Budget::Period::kMonth);
+  return c;
+}
+
+// "17ms", "4s", "6m0s", as OpenAI writes its x-ratelimit-reset-* values.
+std::string duration_text(int64_t ns) {
+  if (ns < 1'000'000'000) return std::to_string((ns + 999'999) / 1'000'000) + "ms";
+  const int64_t s = (ns + 999'999'999) / 1'000'000'000;
+  if (s < 60) return std::to_string(s) + "s";
+  return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
+}
+
+}  // namespace
+
+WorkerLimits::WorkerLimits(const Settings& s, size_t workers) : workers_(std::max<size_t>(1, workers)) {
+  for (const ApiKey& k : s.auth.keys) keys_.push_back(make(k.limits, workers_));
+  for (const Team& t : s.auth.teams) teams_.push_back(make(t.limits, workers_));
+}
+
+std::optional<WorkerLimits::Refusal> WorkerLimits::reserve(RequestContext& rc, int64_t now_ns, int64_t wall_s) {
+  const ApiKey* key = rc.principal;
+  if (!key) return std::nullopt;
+  const Settings& s = *rc.settings;
+  Reservation& r = rc.reservation;
+  r.callers[0] = &keys_[static_cast<size_t>(key - s.auth.keys.data())];
+  r.callers[1] = nullptr;
+  if (!key->team.empty())
+    for (size_t t = 0; t < s.auth.teams.size(); ++t)
+      if (s.auth.teams[t].name == key->team) r.callers[1] = &teams_[t];
+  const uint64_t prompt = static_cast<uint64_t>(std::max<int64_t>(0, rc.info.estimated_prompt_tokens));
+  const uint64_t output = rc.info.max_tokens ? static_cast<uint64_t>(*rc.info.max_tokens) : s.default_max_tokens;
+  r.tokens = prompt + output;
+  r.micro_usd = 0;
+  const std::string_view model = rc.route && rc.route->name != "*" ? std::string_view(rc.route->name)
+                                                                    : std::string_view(rc.info.model);
+  if (const Price* p = s.price(model))
+    r.micro_usd = static_cast<uint64_t>(std::llround(static_cast<double>(prompt) * p->input_per_mtok +
+                                                     static_cast<double>(output) * p->output_per_mtok));
+
+  // Each check charges on success; a refusal undoes what was charged (rollback).
+  for (int i = 0; i < 2; ++i) {
+    CallerLimits* c = r.callers[i];
+    if (!c) continue;
+    const char* who = i == 0 ? "key" : "team";
+    const std::string& name = i == 0 ? key->id : key->team;
+    auto refuse = [&](const char* code, const std::string& what, int64_t wait_ns) {
+      return Refusal{429, code, "Rate limit reached for " + std::string(who) + " '" + name + "': " + what,
+                     static_cast<int>(std::max<int64_t>(1, (wait_ns + 999'999'999) / 1'000'000'000))};
+    };
+    if (!c->rpm.try_add(now_ns, 1)) {
+      rollback(rc, i, 0, now_ns, wall_s);
+      return refuse("rate_limit_exceeded", "requests per minute (" + std::to_string(c->rpm_limit) + ")",
+                    c->rpm.wait_for(now_ns, 1));
+    }
+    if (!c->tpm.try_add(now_ns, r.tokens)) {
+      rollback(rc, i, 1, now_ns, wall_s);
+      return refuse("rate_limit_exceeded",
+                    "tokens per minute (" + std::to_string(c->tpm_limit) + "; this request may use " +
+                        std::to_string(r.tokens) + ")",
+                    c->tpm.wait_for(now_ns, r.tokens));
+    }
+    policy::Budget* budgets[] = {&c->tokens_day, &c->tokens_month, &c->usd_day, &c->usd_month};
+    const uint64_t costs[] = {r.tokens, r.tokens, r.micro_usd, r.micro_usd};
+    const char* names[] = {"tokens per day", "tokens per month", "USD per day", "USD per month"};
+    for (int b = 0; b < 4; ++b) {
+      if (budgets[b]->try_add(wall_s, costs[b])) continue;
+      rollback(rc, i, 2 + b, now_ns, wall_s);
+      return refuse("insufficient_quota", std::string("budget of ") + names[b] + " used up",
+                    budgets[b]->reset_in(wall_s) * 1'000'000'000);
+    }
+  }
+  r.active = true;
+  return std::nullopt;
+}
+
+void WorkerLimits::rollback(RequestContext& rc, int caller, int done, int64_t now_ns, int64_t wall_s) {
+  Reservation& r = rc.reservation;
+  for (int i = 0; i <= caller; ++i) {
+    CallerLimits* c = r.callers[i];
+    if (!c) continue;
+    const int steps = i < caller ? 6 : done;  // what was charged to this caller
+    const auto t = static_cast<int64_t>(r.tokens), u = static_cast<int64_t>(r.micro_usd);
+    if (steps > 0) c->rpm.adjust(now_ns, -1);
+    if (steps > 1) c->tpm.adjust(now_ns, -t);
+    if (steps > 2) c->tokens_day.adjust(wall_s, -t);
+    if (steps > 3) c->tokens_month.adjust(wall_s, -t);
+    if (steps > 4) c->usd_day.adjust(wall_s, -u);
+    if (steps > 5) c->usd_month.adjust(wall_s, -u);
+  }
+  r.callers[0] = r.callers[1] = nullptr;
+}
+
+void WorkerLimits::settle(RequestContext& rc, int64_t now_ns, int64_t wall_s) {
+  Reservation& r = rc.reservation;
+  if (!r.active) return;
+  r.active = false;
+  const uint64_t in = static_cast<uint64_t>(std::max<int64_t>(0, rc.usage.prompt_tokens));
+  const uint64_t out = static_cast<uint64_t>(std::max<int64_t>(0, rc.usage.completion_tokens));
+  const int64_t dt = static_cast<int64_t>(in + out) - static_cast<int64_t>(r.tokens);
+  int64_t du = 0;
+  const Settings& s = *rc.settings;
+  const std::string_view model = rc.route && rc.route->name != "*" ? std::string_view(rc.route->name)
+                                                                    : std::string_view(rc.info.model);
+  if (const Price* p = s.price(model))
+    du = std::llround(static_cast<double>(in) * p->input_per_mtok + static_cast<double>(out) * p->output_per_mtok) -
+         static_cast<int64_t>(r.micro_usd);
+  for (CallerLimits* c : r.callers) {
+    if (!c) continue;
+    c->tpm.adjust(now_ns, dt);
+    c->tokens_day.adjust(wall_s, dt);
+    c->tokens_month.adjust(wall_s, dt);
+    c->usd_day.adjust(wall_s, du);
+    c->usd_month.adjust(wall_s, du);
+  }
+}
+
+void WorkerLimits::rate_limit_headers(RequestContext& rc, int64_t now_ns, std::string& storage,
+                                      std::vector<http::Header>& out) {
+  CallerLimits* c = rc.reservation.callers[0];
+  if (!c && rc.principal) c = &keys_[static_cast<size_t>(rc.principal - rc.settings->auth.keys.data())];
+  if (!c) return;
+  // Views into `storage`: reserve first so it never moves.
+  storage.clear();
+  storage.reserve(256);
+  auto add = [&](std::string_view name, const std::string& value) {
+    const size_t at = storage.size();
+    storage += value;
+    out.push_back({name, std::string_view(storage).substr(at, value.size())});
+  };
+  // The whole limit, what is left of it (this worker's share times the
+  // workers), and when it is whole again.
+  auto window = [&](policy::SlidingWindow& w, uint64_t limit, std::string_view limit_name,
+                    std::string_view remaining_name, std::string_view reset_name) {
+    if (!w.enabled()) return;
+    add(limit_name, std::to_string(limit));
+    add(remaining_name, std::to_string(std::min<uint64_t>(limit, w.remaining(now_ns) * workers_)));
+    add(reset_name, duration_text(w.wait_for(now_ns, w.limit())));
+  };
+  window(c->rpm, c->rpm_limit, "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+         "x-ratelimit-reset-requests");
+  window(c->tpm, c->tpm_limit, "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens");
+}
+
+}  // namespace sluice::gateway
