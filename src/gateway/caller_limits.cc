@@ -1,6 +1,8 @@
 #include "gateway/caller_limits.h"
 
 #include <algorithm>
+#include <array>
+#include <sstream>
 #include <cmath>
 
 #include "gateway/context.h"
@@ -136,6 +138,53 @@ void WorkerLimits::settle(RequestContext& rc, int64_t now_ns, int64_t wall_s) {
     c->usd_day.adjust(wall_s, du);
     c->usd_month.adjust(wall_s, du);
   }
+}
+
+namespace {
+
+constexpr const char* kBudgetNames[] = {"tokens_day", "tokens_month", "usd_day", "usd_month"};
+
+std::array<policy::Budget*, 4> budgets_of(CallerLimits& c) {
+  return {&c.tokens_day, &c.tokens_month, &c.usd_day, &c.usd_month};
+}
+
+}  // namespace
+
+void WorkerLimits::snapshot(const Settings& s, int64_t wall_s, std::vector<std::string>& lines) {
+  auto add = [&](const char* kind, const std::string& name, CallerLimits& c) {
+    const auto budgets = budgets_of(c);
+    for (size_t b = 0; b < budgets.size(); ++b) {
+      if (!budgets[b]->enabled()) continue;
+      const uint64_t used = budgets[b]->used(wall_s);
+      if (used == 0) continue;
+      lines.push_back(std::string(kind) + " " + name + " " + kBudgetNames[b] + " " +
+                      std::to_string(budgets[b]->period_key(wall_s)) + " " + std::to_string(used));
+    }
+  };
+  for (size_t k = 0; k < keys_.size(); ++k) add("key", s.auth.keys[k].id, keys_[k]);
+  for (size_t t = 0; t < teams_.size(); ++t) add("team", s.auth.teams[t].name, teams_[t]);
+}
+
+void WorkerLimits::restore(const Settings& s, int64_t wall_s, std::string_view line) {
+  // "kind name budget period used"; anything else is skipped.
+  std::string kind, name, budget;
+  int64_t period = 0;
+  uint64_t used = 0;
+  std::istringstream in{std::string(line)};
+  if (!(in >> kind >> name >> budget >> period >> used)) return;
+  CallerLimits* c = nullptr;
+  if (kind == "key") {
+    for (size_t k = 0; k < s.auth.keys.size(); ++k)
+      if (s.auth.keys[k].id == name) c = &keys_[k];
+  } else if (kind == "team") {
+    for (size_t t = 0; t < s.auth.teams.size(); ++t)
+      if (s.auth.teams[t].name == name) c = &teams_[t];
+  }
+  if (!c) return;  // a key or team no longer configured
+  const auto budgets = budgets_of(*c);
+  for (size_t b = 0; b < budgets.size(); ++b)
+    if (budget == kBudgetNames[b] && budgets[b]->enabled())
+      budgets[b]->restore(wall_s, period, (used + workers_ - 1) / workers_);  // each worker's share
 }
 
 void WorkerLimits::rate_limit_headers(RequestContext& rc, int64_t now_ns, std::string& storage,

@@ -50,6 +50,13 @@ class WorkerLimits {
   std::optional<Refusal> reserve(RequestContext& rc, int64_t now_ns, int64_t wall_s);
   // Settles with the usage the request ended with.
   void settle(RequestContext& rc, int64_t now_ns, int64_t wall_s);
+  // Budget spend, for the state file: one line per budget in use,
+  // "key|team <name> <budget> <period> <used>". Call it on the worker's
+  // thread (or once the workers have stopped).
+  void snapshot(const Settings& s, int64_t wall_s, std::vector<std::string>& lines);
+  // Adds spend read back from the state file (this worker's share of it).
+  void restore(const Settings& s, int64_t wall_s, std::string_view line);
+
   // x-ratelimit-* for the request's key (empty when it has no rpm/tpm).
   void rate_limit_headers(RequestContext& rc, int64_t now_ns, std::string& storage,
                           std::vector<http::Header>& out);

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -215,6 +216,8 @@ Status Gateway::start() {
     if (abuf) asio::co_spawn(ctx, flush_log_periodically(abuf), asio::detached);
   }
 
+  restore_budgets();
+
   admin_opts_.idle_timeout_ms = 30'000;
   admin_handler_ = [this](http::Exchange& ex) { return call_admin(this, ex); };
   admin_->start(0, {&admin_handler_, &admin_opts_, nullptr, &admin_connections_});
@@ -389,6 +392,74 @@ void Gateway::give_back_memory() {
   malloc_trim(0);
 }
 
+namespace {
+
+constexpr auto kBudgetSaveEvery = 5s;
+
+asio::awaitable<void> save_budgets_periodically(Gateway* g) {
+  for (;;) {
+    co_await sleep_for(kBudgetSaveEvery);
+    g->save_budgets(false);
+  }
+}
+
+}  // namespace
+
+void Gateway::restore_budgets() {
+  const std::string& path = settings_->limits_state_file;
+  if (path.empty()) return;
+  std::ifstream in(path);
+  if (!in) return;  // first start
+  const int64_t wall_s = wall_us() / 1'000'000;
+  std::string line;
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    for (auto& w : contexts_) w->caller_limits.restore(*settings_, wall_s, line);
+    ++n;
+  }
+  std::fprintf(stderr, "sluice: budgets restored from %s (%zu entries)\n", path.c_str(), n);
+}
+
+// Sums the workers' snapshots and writes the state file (a temporary, then
+// a rename: a crash leaves the previous file whole). Each worker is asked for
+// a fresh snapshot for the next round.
+void Gateway::save_budgets(bool workers_stopped) {
+  const std::string& path = settings_->limits_state_file;
+  if (path.empty() || contexts_.empty()) return;
+  const int64_t wall_s = wall_us() / 1'000'000;
+  std::map<std::string, uint64_t> total;  // "kind name budget period" -> used
+  for (auto& w : contexts_) {
+    std::vector<std::string> lines;
+    if (workers_stopped) {
+      w->caller_limits.snapshot(*settings_, wall_s, lines);
+    } else {
+      std::lock_guard lock(w->budget_mu);
+      lines = w->budget_lines;
+    }
+    for (const std::string& l : lines) {
+      const size_t sp = l.rfind(' ');
+      total[l.substr(0, sp)] += std::stoull(l.substr(sp + 1));
+    }
+    if (!workers_stopped)
+      asio::post(w->ctx, [w = w.get(), s = settings_] {
+        std::vector<std::string> fresh;
+        w->caller_limits.snapshot(*s, wall_us() / 1'000'000, fresh);
+        std::lock_guard lock(w->budget_mu);
+        w->budget_lines = std::move(fresh);
+      });
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& [k, used] : total) out << k << ' ' << used << '\n';
+    if (!out) {
+      std::fprintf(stderr, "sluice: cannot write %s\n", tmp.c_str());
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) std::fprintf(stderr, "sluice: cannot write %s\n", path.c_str());
+}
+
 bool Gateway::drained() const { return drained_workers_.load() >= workers_.size(); }
 
 size_t Gateway::live_requests() const {
@@ -442,11 +513,14 @@ int Gateway::run() {
                    asio::detached);
   asio::co_spawn(main_ctx_, wait_for_signal_then_drain(this, &main_ctx_, settings_->server.drain_timeout),
                  asio::detached);
+  if (!settings_->limits_state_file.empty())
+    asio::co_spawn(main_ctx_, save_budgets_periodically(this), asio::detached);
   // Also without a limit: the level and buffer gauges are worth having.
   asio::co_spawn(main_ctx_, sample_memory_periodically(this, settings_->admission.memory.sample), asio::detached);
   main_ctx_.run();
   workers_.stop();
   workers_.join();
+  save_budgets(/*workers_stopped=*/true);
   if (access_log_) access_log_->flush_all_and_stop();
   if (audit_log_) audit_log_->flush_all_and_stop();
   std::fprintf(stderr, "sluice: stopped\n");

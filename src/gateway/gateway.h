@@ -61,11 +61,15 @@ class Gateway {
   void cut_live_requests(bool force);
   // One memory-watermark sample (main thread, every admission.memory.sample).
   void sample_memory();
+  // limits.state_file: budget spend is read at start and written every few
+  // seconds and at exit (main thread), so a restart does not reset a day's spend.
+  void save_budgets(bool workers_stopped);
 
  private:
   Status write_port_file() const;
   void update_scrape_gauges();
   Status start_memory_watermark();
+  void restore_budgets();
   void give_back_memory();
 
   std::shared_ptr<const Settings> settings_;

@@ -199,6 +199,8 @@ struct Settings {
   // Output tokens reserved for a request that sets no max_tokens (token
   // limits are charged before forwarding, then settled with real usage).
   uint64_t default_max_tokens = 1024;
+  // Where budget spend is kept across restarts (limits.state_file); empty: not kept.
+  std::string limits_state_file;
   // The price of `model` (a route name), or null.
   const Price* price(std::string_view model) const;
   Timeouts default_timeouts;

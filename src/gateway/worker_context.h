@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,10 @@ class WorkerContext final : public http::ServerObserver {
   obs::AccessLogBuffer* log;
   obs::AccessLogBuffer* audit;  // the security audit log (header rule rejections); null: off
   WorkerLimits caller_limits;   // this worker's shard of every key's and team's limits
+  // The last budget snapshot this worker took (for limits.state_file); the
+  // main thread reads it under the mutex every few seconds.
+  std::mutex budget_mu;
+  std::vector<std::string> budget_lines;
   std::vector<std::vector<std::unique_ptr<upstream::EndpointPool>>> pools;  // [upstream][endpoint]
   std::vector<std::vector<upstream::EndpointPool*>> pool_views;
   std::vector<uint64_t> rr;  // per upstream

@@ -216,3 +216,38 @@ def test_key_and_team_concurrency(module_dir, mock, keys):
 def json_code(body: bytes) -> str:
     import json
     return json.loads(body)["error"]["code"]
+
+
+def test_budget_spend_survives_a_restart(module_dir, mock, keys):
+    state = module_dir / "budgets.state"
+    state.unlink(missing_ok=True)
+    key_line = keys["prod"][1]
+    cfg = gateway_config(mock.port, extra_yaml=(
+        "auth:\n  teams:\n    - {name: team-a}\n  keys:\n"
+        f"    {key_line[:-1]}, team: team-a, limits: {{tokens_per_day: 300}}}}\n"
+        f"limits: {{default_max_tokens: 50, state_file: {json_str(state)}}}\n"))
+    key = {"x-api-key": keys["prod"][0], "x-mock-tokens": "50"}
+    g = start_gateway(module_dir, cfg)
+    try:
+        for _ in range(3):
+            assert request(g.port, "POST", "/v1/chat/completions", chat_body(max_tokens=50), key).status == 200
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+    text = state.read_text()
+    assert text.startswith("key team-a-prod tokens_day "), text
+    assert keys["prod"][0] not in text
+    used = int(text.split()[-1])
+    assert 150 <= used <= 250, text
+    # A restart keeps the day's spend: the budget trips as it would have.
+    g = start_gateway(module_dir, cfg)
+    try:
+        codes = [request(g.port, "POST", "/v1/chat/completions", chat_body(max_tokens=50), key).status
+                 for _ in range(3)]
+        assert codes.count(200) <= 2 and codes[-1] == 429, codes
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
+
+
+def json_str(p) -> str:
+    import json
+    return json.dumps(str(p))

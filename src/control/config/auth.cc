@@ -129,7 +129,7 @@ void read_pricing(Builder& b, const Field& f) {
 
 void read_limits_section(Builder& b, const Field& f) {
   const Reader& r = b.r;
-  Mapping m = r.mapping(f, {"backend", "redis", "default_max_tokens"});
+  Mapping m = r.mapping(f, {"backend", "redis", "default_max_tokens", "state_file"});
   if (const Field* v = m.find("backend")) {
     const std::string backend = r.text(*v, "local or redis");
     if (backend == "redis")
@@ -138,6 +138,12 @@ void read_limits_section(Builder& b, const Field& f) {
   }
   if (const Field* v = m.find("redis")) r.fail(*v, "redis settings need backend: redis, which is not available yet");
   if (const Field* v = m.find("default_max_tokens")) b.s.default_max_tokens = r.integer(*v, 1, 10'000'000);
+  if (const Field* v = m.find("state_file")) {
+    b.s.limits_state_file = r.text(*v, "a file path");
+    if (std::string why = check_log_destination(b.s.limits_state_file, "state file"); !why.empty() ||
+        b.s.limits_state_file == "stdout" || b.s.limits_state_file == "stderr" || b.s.limits_state_file == "off")
+      r.fail(*v, why.empty() ? "expected a file path" : why);
+  }
 }
 
 }  // namespace sluice::control::config

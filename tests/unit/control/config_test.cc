@@ -1057,6 +1057,13 @@ TEST(ConfigAuth, ErrorsNameTheirPlace) {
   EXPECT_NE(err("  keys:\n    - {id: a, hash: \"" + kHashA + "\", models: []}\n").find("allows nothing"),
             std::string::npos);
   EXPECT_NE(err("  keys:\n    - {hash: \"" + kHashA + "\"}\n").find("missing required key 'id'"), std::string::npos);
+  EXPECT_NE(error_of(kUp + kModels + "limits: {state_file: /nonexistent-dir/b.state}\n").find("of the state file"),
+            std::string::npos);
+  EXPECT_NE(error_of(kUp + kModels + "limits: {backend: redis}\n").find("not available in this build yet"),
+            std::string::npos);
+  EXPECT_NE(error_of(kUp + kModels + "pricing:\n  - {model: m, input_per_mtok: -1, output_per_mtok: 1}\n")
+                .find("expected a non-negative price"),
+            std::string::npos);
 }
 
 }  // namespace
