@@ -2,6 +2,7 @@
 `Authorization: Bearer` or `x-api-key`, per-key model allow-lists, the key's
 id (never the key) in the access log and metrics; over every protocol."""
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +252,29 @@ def test_budget_spend_survives_a_restart(module_dir, mock, keys):
 def json_str(p) -> str:
     import json
     return json.dumps(str(p))
+
+
+def test_official_openai_sdk_with_keys(module_dir, mock, keys):
+    import json
+    import os
+    npm = os.environ.get("SLUICE_NPM_DIR", os.path.expanduser("~/.cache/sluice/npm"))
+    if not os.path.exists(os.path.join(npm, "node_modules", "openai")):
+        pytest.fail(f"the openai npm package is missing from {npm}: run scripts/bootstrap")
+    g = _limits_gateway(module_dir, mock, keys, "{rpm: 4}")
+    try:
+        out = subprocess.run(["node", str(Path(__file__).parent / "js" / "openai_sdk.cjs")],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "NODE_PATH": os.path.join(npm, "node_modules"),
+                                  "BASE_URL": f"http://127.0.0.1:{g.port}/v1", "KEY": keys["prod"][0],
+                                  "BAD_KEY": "sk-sluice-not-a-key-0000000000", "LIMITED": "5"})
+        assert out.returncode == 0, out.stdout + out.stderr
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        assert r["completion"]["model"] == "gpt-4o" and r["completion"]["usage"] > 0, r
+        assert r["stream_chunks"] > 0, r
+        assert r["bad"]["auth"] is True and r["bad"]["status"] == 401 and r["bad"]["code"] == "invalid_api_key", r
+        # rpm 4: the completion and the stream took two; two more pass, then the SDK raises RateLimitError.
+        assert r["limited"]["rate"] is True and r["limited"]["status"] == 429, r
+        assert r["limited"]["code"] == "rate_limit_exceeded" and r["limited"]["after"] == 2, r
+        assert int(r["limited"]["retry_after"]) >= 1
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
