@@ -51,7 +51,7 @@ def test_missing_and_wrong_keys_get_401(target, keys):
     for headers in ({}, {"authorization": "Bearer " + key[:-1] + "X"}, {"x-api-key": "sk-sluice-nope"},
                     {"authorization": "Basic " + key}):
         r = request(target, "POST", "/v1/chat/completions", chat_body("gpt-4o"), headers)
-        err = assert_error_body(r, 401, "invalid_api_key")
+        assert_error_body(r, 401, "invalid_api_key")
         assert key not in r.body.decode() and key[:-1] not in r.body.decode(), "an error must never echo a key"
 
 

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from conftest import SANITIZED, SLACK, assert_error_body, assert_full_stream, chat, chat_body, gateway_config, \
+from conftest import SANITIZED, SLACK, assert_full_stream, chat, chat_body, gateway_config, \
     start_gateway, wait_until
 from helpers.h2raw import H2Client
 
