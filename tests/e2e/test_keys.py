@@ -278,3 +278,50 @@ def test_official_openai_sdk_with_keys(module_dir, mock, keys):
         assert int(r["limited"]["retry_after"]) >= 1
     finally:
         assert g.proc.stop() == 0, g.proc.output()
+
+
+def test_invalid_key_flood_leaves_valid_clients_alone(module_dir, mock, keys):
+    """Thousands of bad keys per second are refused before any upstream work,
+    while a valid client's p99 stays within 2x of its unloaded value."""
+    import json
+    from conftest import SANITIZED
+    g = _limits_gateway(module_dir, mock, keys, "{rpm: 1000000}")
+    bench = str(BIN_DIR / "sluice-bench")
+    url = f"http://127.0.0.1:{g.port}/v1/chat/completions"
+
+    def valid_p99(tag):
+        out = module_dir / f"valid-{tag}.json"
+        subprocess.run([bench, "-r", "200", "-d", "3", "--output-mean", "8", "--output-sigma", "0", "--input-mean", "16",
+                        "-H", f"x-api-key: {keys['prod'][0]}", "--json", str(out), url],
+                       capture_output=True, timeout=60, check=True)
+        d = json.loads(out.read_text())
+        assert d["requests"]["completed"] >= 500 and sum(d["errors"].values()) == 0, d["errors"]
+        return d["latency_us"]["p99"]
+
+    try:
+        before = g.metrics()
+        unloaded = valid_p99("unloaded")
+        rate = "800" if SANITIZED else "3000"
+        flood_json = module_dir / "flood.json"
+        flood = subprocess.Popen([bench, "-r", rate, "-d", "5", "--connections", "16", "--output-mean", "8",
+                                  "-H", "x-api-key: sk-sluice-not-a-valid-key-0000000000", "--json", str(flood_json),
+                                  url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            import time
+            time.sleep(0.5)
+            loaded = valid_p99("loaded")
+        finally:
+            flood.wait(30)
+        d = json.loads(flood_json.read_text())
+        refused = g.metrics().get1("sluice_rejected_requests_total", reason="invalid_api_key") - \
+            before.get1("sluice_rejected_requests_total", reason="invalid_api_key")
+        print(f"\ninvalid-key flood at {rate}/s: {refused:.0f} refused; valid p99 {unloaded / 1000:.2f} ms unloaded,"
+              f" {loaded / 1000:.2f} ms during the flood ({loaded / unloaded:.2f}x)")
+        assert refused >= float(rate) * 4, (refused, d["status_counts"])
+        # None of them reached the upstream: every upstream request was a valid one.
+        m = g.metrics()
+        assert m.get1("sluice_key_requests_total", key="team-a-prod", team="team-a", status="200") == \
+            m.sum("sluice_requests_total", status="200")
+        assert loaded <= 2.0 * unloaded, f"valid p99 {loaded / 1000:.2f} ms under the flood vs {unloaded / 1000:.2f} ms"
+    finally:
+        assert g.proc.stop() == 0, g.proc.output()
