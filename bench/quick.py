@@ -174,10 +174,21 @@ def stop(p):
             p.wait()
 
 
-# Admission A/B: a typical rule set (three RE2 header rules) and the memory
-# watermark sampler, off vs on, on the same request with the same headers.
+# Admission A/B: a typical rule set (three RE2 header rules), the memory
+# watermark sampler, and API keys with local rate limits, each against
+# nothing, on the same request with the same headers.
+BENCH_KEY = "sk-sluice-benchBENCHbenchBENCHbenchBENCHbenchBENCH"
+
+
+def stored_key_hash(key):
+    """sha256:<salt>:<hex> as `sluice keys hash` writes it (policy/api_keys.h)."""
+    import hashlib
+    salt = hashlib.sha256(key.encode()).hexdigest()[:8] + "0" * 24
+    return f"sha256:{salt}:" + hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()
+
+
 RULE_HEADERS = {"Authorization": "Bearer sk-bench-0123456789abcdef", "X-Request-ID": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                "X-Model-Name": "mock-1"}
+                "X-Model-Name": "mock-1", "X-Api-Key": BENCH_KEY}
 ADMISSION = {
     "off": "",
     "rules": """admission:
@@ -188,6 +199,12 @@ ADMISSION = {
 """,
     "memory": """admission:
   memory: {limit: 4GiB, sample: 100ms}
+""",
+    # Keys with local limits high enough never to refuse: the cost of
+    # authenticating, reserving and settling (rpm, tpm, a daily budget).
+    "keys": f"""auth:
+  keys:
+    - {{id: bench, hash: "{stored_key_hash(BENCH_KEY)}", limits: {{rpm: 100000000, tpm: 100000000000, tokens_per_day: 100000000000}}}}
 """,
 }
 
@@ -340,7 +357,8 @@ models:
     med = {k: sorted(v)[len(v) // 2] for k, v in ab.items()}
     print(f"admission A/B (chat, h1, wrk, median of {len(ab['off'])} alternating runs): CPU us/req off {med['off']:.2f},"
           f" 3 RE2 header rules {med['rules']:.2f} ({med['rules'] - med['off']:+.2f}),"
-          f" memory watermark {med['memory']:.2f} ({med['memory'] - med['off']:+.2f})")
+          f" memory watermark {med['memory']:.2f} ({med['memory'] - med['off']:+.2f}),"
+          f" API key + local limits {med['keys']:.2f} ({med['keys'] - med['off']:+.2f})")
     for k, v in ab.items():
         print(f"  {k:<7} {', '.join(f'{x:.2f}' for x in v)}")
     bad = sum(x["errors"] for r in results.values() for x in r["runs"].values())
