@@ -26,9 +26,12 @@ std::array<uint8_t, 32> sha256(std::string_view a, std::string_view b = {}, std:
     big.resize(n);
     buf = big.data();
   }
-  std::memcpy(buf, a.data(), a.size());
-  std::memcpy(buf + a.size(), b.data(), b.size());
-  std::memcpy(buf + a.size() + b.size(), c.data(), c.size());
+  size_t at = 0;
+  for (std::string_view part : {a, b, c}) {
+    if (part.empty()) continue;  // an empty view may have no data pointer at all
+    std::memcpy(buf + at, part.data(), part.size());
+    at += part.size();
+  }
   SHA256(reinterpret_cast<const unsigned char*>(buf), n, out.data());
   return out;
 }
