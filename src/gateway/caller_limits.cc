@@ -1,6 +1,7 @@
 #include "gateway/caller_limits.h"
 
 #include <algorithm>
+#include <chrono>
 #include <array>
 #include <sstream>
 #include <cmath>
@@ -11,15 +12,13 @@ namespace sluice::gateway {
 
 namespace {
 
-constexpr int64_t kMinuteNs = 60'000'000'000;
-
 uint64_t share(uint64_t limit, size_t workers) { return (limit + workers - 1) / workers; }
 
-CallerLimits make(const Limits& l, size_t w) {
+CallerLimits make(const Limits& l, size_t w, int64_t window_ns) {
   using policy::Budget;
   CallerLimits c;
-  if (l.rpm) c.rpm = policy::SlidingWindow(share(*l.rpm, w), kMinuteNs), c.rpm_limit = *l.rpm;
-  if (l.tpm) c.tpm = policy::SlidingWindow(share(*l.tpm, w), kMinuteNs), c.tpm_limit = *l.tpm;
+  if (l.rpm) c.rpm = policy::SlidingWindow(share(*l.rpm, w), window_ns), c.rpm_limit = *l.rpm;
+  if (l.tpm) c.tpm = policy::SlidingWindow(share(*l.tpm, w), window_ns), c.tpm_limit = *l.tpm;
   if (l.tokens_per_day) c.tokens_day = Budget(share(*l.tokens_per_day, w), Budget::Period::kDay);
   if (l.tokens_per_month) c.tokens_month = Budget(share(*l.tokens_per_month, w), Budget::Period::kMonth);
   auto micro = [&](double usd) { return share(static_cast<uint64_t>(std::llround(usd * 1e6)), w); };
@@ -38,9 +37,38 @@ std::string duration_text(int64_t ns) {
 
 }  // namespace
 
-WorkerLimits::WorkerLimits(const Settings& s, size_t workers) : workers_(std::max<size_t>(1, workers)) {
-  for (const ApiKey& k : s.auth.keys) keys_.push_back(make(k.limits, workers_));
-  for (const Team& t : s.auth.teams) teams_.push_back(make(t.limits, workers_));
+namespace {
+
+// micro-dollars: tokens x price per million tokens.
+int64_t micro_usd(const RequestContext& rc, uint64_t in, uint64_t out) {
+  const std::string_view model = rc.route && rc.route->name != "*" ? std::string_view(rc.route->name)
+                                                                    : std::string_view(rc.info.model);
+  const Price* p = rc.settings->price(model);
+  if (!p) return 0;
+  return std::llround(static_cast<double>(in) * p->input_per_mtok + static_cast<double>(out) * p->output_per_mtok);
+}
+
+}  // namespace
+
+WorkerLimits::Cost WorkerLimits::estimated_cost(const RequestContext& rc) {
+  const uint64_t prompt = static_cast<uint64_t>(std::max<int64_t>(0, rc.info.estimated_prompt_tokens));
+  const uint64_t output =
+      rc.info.max_tokens ? static_cast<uint64_t>(*rc.info.max_tokens) : rc.settings->default_max_tokens;
+  return {prompt + output, micro_usd(rc, prompt, output)};
+}
+
+WorkerLimits::Cost WorkerLimits::actual_cost(const RequestContext& rc) {
+  const uint64_t in = static_cast<uint64_t>(std::max<int64_t>(0, rc.usage.prompt_tokens));
+  const uint64_t out = static_cast<uint64_t>(std::max<int64_t>(0, rc.usage.completion_tokens));
+  return {in + out, micro_usd(rc, in, out)};
+}
+
+WorkerLimits::WorkerLimits(const Settings& s, size_t workers)
+    // With Redis these are the fallback: each replica's share of the limit.
+    : workers_(std::max<size_t>(1, workers) * (s.redis.enabled ? s.redis.expected_replicas : 1)) {
+  const int64_t window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.limits_window).count();
+  for (const ApiKey& k : s.auth.keys) keys_.push_back(make(k.limits, workers_, window_ns));
+  for (const Team& t : s.auth.teams) teams_.push_back(make(t.limits, workers_, window_ns));
 }
 
 std::optional<WorkerLimits::Refusal> WorkerLimits::reserve(RequestContext& rc, int64_t now_ns, int64_t wall_s) {
@@ -53,15 +81,9 @@ std::optional<WorkerLimits::Refusal> WorkerLimits::reserve(RequestContext& rc, i
   if (!key->team.empty())
     for (size_t t = 0; t < s.auth.teams.size(); ++t)
       if (s.auth.teams[t].name == key->team) r.callers[1] = &teams_[t];
-  const uint64_t prompt = static_cast<uint64_t>(std::max<int64_t>(0, rc.info.estimated_prompt_tokens));
-  const uint64_t output = rc.info.max_tokens ? static_cast<uint64_t>(*rc.info.max_tokens) : s.default_max_tokens;
-  r.tokens = prompt + output;
-  r.micro_usd = 0;
-  const std::string_view model = rc.route && rc.route->name != "*" ? std::string_view(rc.route->name)
-                                                                    : std::string_view(rc.info.model);
-  if (const Price* p = s.price(model))
-    r.micro_usd = static_cast<uint64_t>(std::llround(static_cast<double>(prompt) * p->input_per_mtok +
-                                                     static_cast<double>(output) * p->output_per_mtok));
+  const Cost est = estimated_cost(rc);
+  r.tokens = est.tokens;
+  r.micro_usd = static_cast<uint64_t>(est.micro_usd);
 
   // Each check charges on success; a refusal undoes what was charged (rollback).
   for (int i = 0; i < 2; ++i) {
@@ -120,16 +142,9 @@ void WorkerLimits::settle(RequestContext& rc, int64_t now_ns, int64_t wall_s) {
   Reservation& r = rc.reservation;
   if (!r.active) return;
   r.active = false;
-  const uint64_t in = static_cast<uint64_t>(std::max<int64_t>(0, rc.usage.prompt_tokens));
-  const uint64_t out = static_cast<uint64_t>(std::max<int64_t>(0, rc.usage.completion_tokens));
-  const int64_t dt = static_cast<int64_t>(in + out) - static_cast<int64_t>(r.tokens);
-  int64_t du = 0;
-  const Settings& s = *rc.settings;
-  const std::string_view model = rc.route && rc.route->name != "*" ? std::string_view(rc.route->name)
-                                                                    : std::string_view(rc.info.model);
-  if (const Price* p = s.price(model))
-    du = std::llround(static_cast<double>(in) * p->input_per_mtok + static_cast<double>(out) * p->output_per_mtok) -
-         static_cast<int64_t>(r.micro_usd);
+  const Cost used = actual_cost(rc);
+  const int64_t dt = static_cast<int64_t>(used.tokens) - static_cast<int64_t>(r.tokens);
+  const int64_t du = used.micro_usd - static_cast<int64_t>(r.micro_usd);
   for (CallerLimits* c : r.callers) {
     if (!c) continue;
     c->tpm.adjust(now_ns, dt);
@@ -190,7 +205,9 @@ void WorkerLimits::restore(const Settings& s, int64_t wall_s, std::string_view l
 void WorkerLimits::rate_limit_headers(RequestContext& rc, int64_t now_ns, std::string& storage,
                                       std::vector<http::Header>& out) {
   CallerLimits* c = rc.reservation.callers[0];
-  if (!c && rc.principal) c = &keys_[static_cast<size_t>(rc.principal - rc.settings->auth.keys.data())];
+  // With Redis the local shards hold nothing unless they stood in for it.
+  if (!c && rc.principal && !rc.settings->redis.enabled)
+    c = &keys_[static_cast<size_t>(rc.principal - rc.settings->auth.keys.data())];
   if (!c) return;
   // Views into `storage`: reserve first so it never moves.
   storage.clear();

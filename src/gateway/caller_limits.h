@@ -33,6 +33,9 @@ struct Reservation {
   uint64_t tokens = 0;      // estimated tokens charged
   uint64_t micro_usd = 0;   // estimated cost charged
   bool active = false;
+  // Redis: the counters charged and what each is in (settled by delta).
+  enum class Unit : uint8_t { kRequests, kTokens, kMicroUsd };
+  std::vector<std::pair<std::string, Unit>> remote;
 };
 
 class WorkerLimits {
@@ -48,6 +51,15 @@ class WorkerLimits {
     int retry_after_s = 0;
   };
   std::optional<Refusal> reserve(RequestContext& rc, int64_t now_ns, int64_t wall_s);
+  // What a request may cost (prompt estimate + max_tokens or
+  // default_max_tokens, priced by `pricing`), and what it did cost.
+  struct Cost {
+    uint64_t tokens = 0;
+    int64_t micro_usd = 0;
+  };
+  static Cost estimated_cost(const RequestContext& rc);
+  static Cost actual_cost(const RequestContext& rc);
+
   // Settles with the usage the request ended with.
   void settle(RequestContext& rc, int64_t now_ns, int64_t wall_s);
   // Budget spend, for the state file: one line per budget in use,

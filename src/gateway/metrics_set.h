@@ -35,6 +35,8 @@ struct GatewayMetrics {
   obs::CounterFamily header_rejections;  // {rule}: requests refused by a header rule
   obs::CounterFamily key_requests;     // {key, team, status}: by API key id (auth.keys)
   obs::CounterFamily key_tokens;       // {key, team, direction}
+  obs::CounterFamily limits_breaker;   // {state}: the Redis limits' circuit breaker opened / closed
+  obs::CounterFamily limits_unavailable;  // {mode}: requests decided by limits.redis.on_failure
   obs::GaugeFamily memory_state;       // 0 admitting, 1 shedding
   obs::GaugeFamily memory_level;       // bytes held (sampled RSS)
   obs::GaugeFamily memory_buffered;    // of which the gateway's own buffers (accounted per worker)

@@ -201,6 +201,17 @@ struct Settings {
   uint64_t default_max_tokens = 1024;
   // Where budget spend is kept across restarts (limits.state_file); empty: not kept.
   std::string limits_state_file;
+  // The length of the rpm/tpm sliding window (limits.window; a minute, shorter for tests).
+  Millis limits_window{60000};
+  // limits.backend: redis shares every key's and team's limits between replicas.
+  struct RedisBackend {
+    bool enabled = false;
+    std::string host = "127.0.0.1";
+    uint16_t port = 6379;
+    Millis timeout{20};
+    enum class OnFailure { kFailOpen, kFailClosed, kLocalFallback } on_failure = OnFailure::kLocalFallback;
+    uint32_t expected_replicas = 1;  // local_fallback enforces limit / expected_replicas per replica
+  } redis;
   // The price of `model` (a route name), or null.
   const Price* price(std::string_view model) const;
   Timeouts default_timeouts;

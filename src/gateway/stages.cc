@@ -242,11 +242,14 @@ class LimitStage final : public Stage {
         slots.held[slots.count++] = l;
       }
     }
+    rc.slots.next_gate = SharedPolicy::kGates;  // resume() goes straight to the caller's limits
+    if (rc.principal && rc.w && rc.w->redis_limits) return StageResult::suspend();  // one Redis round trip
     return charge_caller(rc);
   }
 
   boost::asio::awaitable<StageResult> resume(RequestContext& rc) override {
-    const auto gates = policy_->gates_for(*rc.settings, rc.route, rc.principal);
+    const auto gates =
+        policy_ ? policy_->gates_for(*rc.settings, rc.route, rc.principal) : std::array<SharedPolicy::Gate, SharedPolicy::kGates>{};
     for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
       const auto [l, config] = gates[slots.next_gate];
       if (!l) continue;
@@ -268,20 +271,27 @@ class LimitStage final : public Stage {
                               "; retry shortly",
           1);
     }
+    if (rc.principal && rc.w && rc.w->redis_limits) {
+      auto refusal = co_await rc.w->reserve_remote(rc);
+      co_return refusal ? refused(std::move(*refusal)) : StageResult::next();
+    }
     co_return charge_caller(rc);
   }
 
  private:
+  static StageResult refused(WorkerLimits::Refusal refusal) {
+    StageResult r = StageResult::overloaded(refusal.status, std::move(refusal.message), refusal.retry_after_s);
+    r.code = std::move(refusal.code);
+    return r;
+  }
+
   // The key's and team's rate limits and budgets: the request's estimated
   // cost is charged now and settled when it ends (caller_limits.h).
   static StageResult charge_caller(RequestContext& rc) {
     if (!rc.principal || !rc.w) return StageResult::next();
     const int64_t wall = wall_us();
     auto refusal = rc.w->caller_limits.reserve(rc, wall * 1000, wall / 1'000'000);
-    if (!refusal) return StageResult::next();
-    StageResult r = StageResult::overloaded(refusal->status, std::move(refusal->message), refusal->retry_after_s);
-    r.code = std::move(refusal->code);
-    return r;
+    return refusal ? refused(std::move(*refusal)) : StageResult::next();
   }
 
   SharedPolicy* policy_;

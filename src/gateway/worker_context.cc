@@ -43,6 +43,7 @@ WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings
   for (const auto& u : ups)
     for (std::string_view kind : kUpstreamErrorKinds) metrics.counter(fam.upstream_errors, {u.name, kind});
   for (std::string_view rule : settings->admission.header_rules.labels()) metrics.counter(fam.header_rejections, {rule});
+  start_redis();
   const auto& srv = settings->server;
   server_opts.limits.max_header_bytes = srv.max_header_bytes;
   server_opts.limits.max_headers = srv.max_headers;
@@ -197,6 +198,7 @@ void WorkerContext::settle(RequestContext& rc) {
     const int64_t wall = wall_us();
     caller_limits.settle(rc, wall * 1000, wall / 1'000'000);
   }
+  settle_remote(rc);
   // Labels come from the configuration, never from raw client input: a route's
   // name ("*" for everything the catch-all takes), "none" without a model.
   std::string_view model = rc.route && !rc.info.model.empty() ? std::string_view(rc.route->name) : "none";

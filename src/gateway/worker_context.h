@@ -10,6 +10,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include "gateway/caller_limits.h"
+#include "net/redis_client.h"
+#include "policy/redis_limits.h"
 #include "gateway/context.h"
 #include "gateway/metrics_set.h"
 #include "gateway/settings.h"
@@ -56,7 +58,13 @@ class WorkerContext final : public http::ServerObserver {
   const GatewayMetrics& fam;
   obs::AccessLogBuffer* log;
   obs::AccessLogBuffer* audit;  // the security audit log (header rule rejections); null: off
-  WorkerLimits caller_limits;   // this worker's shard of every key's and team's limits
+  WorkerLimits caller_limits;   // this worker's shard of every key's and team's limits (Redis: the fallback)
+  // limits.backend: redis (remote_limits.cc).
+  std::unique_ptr<net::RedisClient> redis;
+  std::unique_ptr<policy::RedisLimiter> redis_limits;
+  boost::asio::awaitable<std::optional<WorkerLimits::Refusal>> reserve_remote(RequestContext& rc);
+  void settle_remote(RequestContext& rc);
+  void note_redis_transition();
   // The last budget snapshot this worker took (for limits.state_file); the
   // main thread reads it under the mutex every few seconds.
   std::mutex budget_mu;
@@ -84,6 +92,7 @@ class WorkerContext final : public http::ServerObserver {
 
  private:
   void settle(RequestContext& rc);
+  void start_redis();
   void audit_header_violation(RequestContext& rc);
   void link(RequestContext& rc);
   void unlink(RequestContext& rc);

@@ -129,14 +129,40 @@ void read_pricing(Builder& b, const Field& f) {
 
 void read_limits_section(Builder& b, const Field& f) {
   const Reader& r = b.r;
-  Mapping m = r.mapping(f, {"backend", "redis", "default_max_tokens", "state_file"});
+  Mapping m = r.mapping(f, {"backend", "redis", "default_max_tokens", "state_file", "window"});
+  auto& redis = b.s.redis;
   if (const Field* v = m.find("backend")) {
     const std::string backend = r.text(*v, "local or redis");
-    if (backend == "redis")
-      r.fail(*v, "the redis backend is not available in this build yet: use backend: local (limits per replica)");
-    if (backend != "local") r.fail(*v, "backend must be local or redis, got " + in_quotes(backend));
+    if (backend != "local" && backend != "redis") r.fail(*v, "backend must be local or redis, got " + in_quotes(backend));
+    redis.enabled = backend == "redis";
   }
-  if (const Field* v = m.find("redis")) r.fail(*v, "redis settings need backend: redis, which is not available yet");
+  if (const Field* v = m.find("redis")) {
+    if (!redis.enabled) r.fail(*v, "redis settings need backend: redis");
+    Mapping rm = r.mapping(*v, {"address", "timeout", "on_failure", "expected_replicas"});
+    if (const Field* a = rm.find("address")) {
+      std::string addr = r.text(*a, "host:port, e.g. 127.0.0.1:6379");
+      std::string host;
+      std::string_view port;
+      bool has_port = false, bracketed = false;
+      if (std::string why = split_host_port(addr, host, port, has_port, bracketed); !why.empty()) r.fail(*a, why);
+      std::optional<uint64_t> p = has_port ? parse_u64(port) : std::optional<uint64_t>(6379);
+      if (!p || *p == 0 || *p > 65535) r.fail(*a, "port must be 1-65535");
+      redis.host = host;
+      redis.port = static_cast<uint16_t>(*p);
+    }
+    if (const Field* t = rm.find("timeout")) redis.timeout = r.duration(*t);
+    if (const Field* o = rm.find("on_failure")) {
+      const std::string mode = r.text(*o, "fail_open, fail_closed or local_fallback");
+      using F = gateway::Settings::RedisBackend::OnFailure;
+      if (mode == "fail_open") redis.on_failure = F::kFailOpen;
+      else if (mode == "fail_closed") redis.on_failure = F::kFailClosed;
+      else if (mode == "local_fallback") redis.on_failure = F::kLocalFallback;
+      else r.fail(*o, "on_failure must be fail_open, fail_closed or local_fallback, got " + in_quotes(mode));
+    }
+    if (const Field* e = rm.find("expected_replicas"))
+      redis.expected_replicas = static_cast<uint32_t>(r.integer(*e, 1, 10'000));
+  }
+  if (const Field* v = m.find("window")) b.s.limits_window = r.duration(*v);
   if (const Field* v = m.find("default_max_tokens")) b.s.default_max_tokens = r.integer(*v, 1, 10'000'000);
   if (const Field* v = m.find("state_file")) {
     b.s.limits_state_file = r.text(*v, "a file path");

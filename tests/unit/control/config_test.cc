@@ -1059,8 +1059,21 @@ TEST(ConfigAuth, ErrorsNameTheirPlace) {
   EXPECT_NE(err("  keys:\n    - {hash: \"" + kHashA + "\"}\n").find("missing required key 'id'"), std::string::npos);
   EXPECT_NE(error_of(kUp + kModels + "limits: {state_file: /nonexistent-dir/b.state}\n").find("of the state file"),
             std::string::npos);
-  EXPECT_NE(error_of(kUp + kModels + "limits: {backend: redis}\n").find("not available in this build yet"),
+  EXPECT_NE(error_of(kUp + kModels + "limits: {redis: {address: \"127.0.0.1:6379\"}}\n").find("need backend: redis"),
             std::string::npos);
+  EXPECT_NE(error_of(kUp + kModels + "limits: {backend: redis, redis: {on_failure: maybe}}\n")
+                .find("on_failure must be fail_open, fail_closed or local_fallback"),
+            std::string::npos);
+  Settings redis = load_ok(kUp + kModels +
+                           "limits: {backend: redis, window: 2s, redis: {address: \"127.0.0.2:7000\", timeout: 15ms, "
+                           "on_failure: fail_closed, expected_replicas: 3}}\n");
+  EXPECT_TRUE(redis.redis.enabled);
+  EXPECT_EQ(redis.redis.host, "127.0.0.2");
+  EXPECT_EQ(redis.redis.port, 7000);
+  EXPECT_EQ(redis.redis.timeout, std::chrono::milliseconds(15));
+  EXPECT_EQ(redis.redis.on_failure, Settings::RedisBackend::OnFailure::kFailClosed);
+  EXPECT_EQ(redis.redis.expected_replicas, 3u);
+  EXPECT_EQ(redis.limits_window, std::chrono::seconds(2));
   EXPECT_NE(error_of(kUp + kModels + "pricing:\n  - {model: m, input_per_mtok: -1, output_per_mtok: 1}\n")
                 .find("expected a non-negative price"),
             std::string::npos);
