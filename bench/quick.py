@@ -209,31 +209,59 @@ ADMISSION = {
 }
 
 
+def start_redis(tmp):
+    """A redis-server on a free loopback port (for the keys+redis mode)."""
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    p = subprocess.Popen(["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         cwd=tmp)
+    for _ in range(100):
+        if subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True).stdout.strip() == "PONG":
+            return p, port
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
 def admission_ab(tmp, mock_port, rounds=3):
-    """CPU per request with nothing, the three header rules, or the memory
-    watermark sampler configured; alternating runs, the same headers."""
+    """CPU per request and p99 with nothing, the three header rules, the memory
+    watermark sampler, API keys with local limits, or with Redis limits;
+    alternating runs, the same headers."""
     base = f"""server: {{listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", workers: 1, access_log: "off"}}
 upstreams:
   - {{name: mock, endpoints: ["http://127.0.0.1:{mock_port}"], max_idle_per_endpoint: 1024}}
 models:
   - {{name: "*", upstream: mock}}
 """
-    per_req = {mode: [] for mode in ADMISSION}
-    for rnd in range(rounds):
-        for mode, admission in ADMISSION.items():
-            cfg = os.path.join(tmp, f"ab-{mode}.yaml")
-            with open(cfg, "w") as f:
-                f.write(base + admission)
-            pf = os.path.join(tmp, f"ab-{mode}-{rnd}.json")
-            gw, ports = start([os.path.join(BIN, "sluice"), "--config", cfg, "--port-file", pf], GW_CPU, pf)
-            try:
-                r = run_wrk(ports["api"], CHAT, gw.pid, headers=RULE_HEADERS)
-                if r["errors"]:
-                    raise RuntimeError(f"admission {mode}: {r['errors']} errors")
-                per_req[mode].append(r["cpu_s"] / r["requests"] * 1e6)
-            finally:
-                stop(gw)
-    return per_req
+    redis, redis_port = start_redis(tmp)
+    modes = dict(ADMISSION)
+    # The same keys with their limits in Redis (one EVALSHA per request, one to settle).
+    modes["keys+redis"] = ADMISSION["keys"] + (f"limits: {{backend: redis, redis: {{address: \"127.0.0.1:{redis_port}\","
+                                               f" timeout: 50ms}}}}\n")
+    per_req = {mode: [] for mode in modes}
+    p99 = {mode: [] for mode in modes}
+    try:
+        for rnd in range(rounds):
+            for mode, admission in modes.items():
+                cfg = os.path.join(tmp, f"ab-{mode}.yaml")
+                with open(cfg, "w") as f:
+                    f.write(base + admission)
+                pf = os.path.join(tmp, f"ab-{mode}-{rnd}.json")
+                gw, ports = start([os.path.join(BIN, "sluice"), "--config", cfg, "--port-file", pf], GW_CPU, pf)
+                try:
+                    r = run_wrk(ports["api"], CHAT, gw.pid, headers=RULE_HEADERS)
+                    if r["errors"]:
+                        raise RuntimeError(f"admission {mode}: {r['errors']} errors")
+                    per_req[mode].append(r["cpu_s"] / r["requests"] * 1e6)
+                    p99[mode].append(r["p99_ms"] or 0.0)
+                finally:
+                    stop(gw)
+    finally:
+        stop(redis)
+    return per_req, p99
 
 
 def idle_connection_memory(port, pid, n):
@@ -326,7 +354,7 @@ models:
         idle_bytes = idle_connection_memory(gports["api"], gw.pid, idle_conns)
         stop(gw)
         gw = None
-        ab = admission_ab(tmp, mports["api"], rounds=int(os.environ.get("BENCH_AB_ROUNDS", "5")))
+        ab, ab_p99 = admission_ab(tmp, mports["api"], rounds=int(os.environ.get("BENCH_AB_ROUNDS", "5")))
     finally:
         if gw:
             stop(gw)
@@ -358,14 +386,16 @@ models:
     print(f"admission A/B (chat, h1, wrk, median of {len(ab['off'])} alternating runs): CPU us/req off {med['off']:.2f},"
           f" 3 RE2 header rules {med['rules']:.2f} ({med['rules'] - med['off']:+.2f}),"
           f" memory watermark {med['memory']:.2f} ({med['memory'] - med['off']:+.2f}),"
-          f" API key + local limits {med['keys']:.2f} ({med['keys'] - med['off']:+.2f})")
+          f" API key + local limits {med['keys']:.2f} ({med['keys'] - med['off']:+.2f}),"
+          f" API key + Redis limits {med['keys+redis']:.2f} ({med['keys+redis'] - med['off']:+.2f})")
     for k, v in ab.items():
-        print(f"  {k:<7} {', '.join(f'{x:.2f}' for x in v)}")
+        p = sorted(ab_p99[k])[len(ab_p99[k]) // 2]
+        print(f"  {k:<10} CPU us/req {', '.join(f'{x:.2f}' for x in v)}; p99 ms (median) {p:.2f}")
     bad = sum(x["errors"] for r in results.values() for x in r["runs"].values())
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", "quick-latest.json"), "w") as f:
         json.dump({"idle_rss_kb": idle_rss, "peak_rss_kb": peak_rss, "idle_conn_bytes": idle_bytes,
-                   "admission_us_per_req": ab, "results": results,
+                   "admission_us_per_req": ab, "admission_p99_ms": ab_p99, "results": results,
                    "conns": CONNS, "seconds": DURATION}, f, indent=1)
     return 1 if bad else 0
 

@@ -325,3 +325,29 @@ def test_invalid_key_flood_leaves_valid_clients_alone(module_dir, mock, keys):
         assert loaded <= 2.0 * unloaded, f"valid p99 {loaded / 1000:.2f} ms under the flood vs {unloaded / 1000:.2f} ms"
     finally:
         assert g.proc.stop() == 0, g.proc.output()
+
+
+@pytest.fixture(scope="module")
+def limited_gw(module_dir, mock, server_pki):
+    """One key per protocol, each allowed 2 requests per minute."""
+    keys = {p: _new_key(f"rpm2-{p}") for p in PROTOCOLS}
+    lines = "".join(f"    {line[:-1]}, limits: {{rpm: 2}}}}\n" for _, line in keys.values())
+    g = start_tls_gateway(module_dir, mock.port, server_pki, extra_yaml="auth:\n  keys:\n" + lines)
+    g.keys = {p: k for p, (k, _) in keys.items()}
+    yield g
+    assert g.proc.stop() == 0, g.proc.output()
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_rate_limit_429_with_headers_over_every_protocol(limited_gw, server_pki, proto):
+    target = gateway_target(limited_gw, proto, server_pki)
+    key = {"x-api-key": limited_gw.keys[proto]}
+    for left in ("1", "0"):
+        r = request(target, "POST", "/v1/chat/completions", chat_body(), key)
+        assert r.status == 200, r.body
+        assert r.headers["x-ratelimit-limit-requests"] == "2" and r.headers["x-ratelimit-remaining-requests"] == left
+    r = request(target, "POST", "/v1/chat/completions", chat_body(), key)
+    err = assert_error_body(r, 429, "rate_limit_exceeded")
+    assert f"rpm2-{proto}" in err["message"] and limited_gw.keys[proto] not in r.body.decode()
+    assert int(r.headers["retry-after"]) >= 1
+    assert r.headers["x-ratelimit-remaining-requests"] == "0" and "x-ratelimit-reset-requests" in r.headers
