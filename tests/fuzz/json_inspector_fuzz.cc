@@ -54,7 +54,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(info->prompt_chars >= 0 && info->estimated_prompt_tokens >= 0);
   check(!info->max_tokens || *info->max_tokens >= 0);
   check(kind == ApiKind::kOther || !info->model.empty());
-  check(info->model.empty() == (info->model_span.length == 0));
+  // A model has a span (a quoted token); "model":"" has one too, with no name.
+  check(info->model.empty() || info->model_span.length >= 2);
+  check(info->model_span.length == 0 ||
+        (body[info->model_span.at] == '"' && body[info->model_span.at + info->model_span.length - 1] == '"'));
 
   if (!info->model.empty()) {
     // A name with characters that need escaping, so the escaper runs too.
