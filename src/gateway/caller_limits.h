@@ -32,6 +32,7 @@ struct Reservation {
   CallerLimits* callers[2] = {nullptr, nullptr};  // key, team
   uint64_t tokens = 0;      // estimated tokens charged
   uint64_t micro_usd = 0;   // estimated cost charged
+  int64_t wall_us = 0;      // when it was charged (settlement and headers reuse it)
   bool active = false;
   // Redis: the counters charged and what each is in (settled by delta).
   enum class Unit : uint8_t { kRequests, kTokens, kMicroUsd };

@@ -129,9 +129,20 @@ class AuthenticateStage final : public Stage {
     if (key.empty())
       return StageResult::error(401, "invalid_api_key",
                                 "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'");
-    const ptrdiff_t i = auth.index.find(key);
+    const auto digest = policy::key_digest(key);
+    if (rc.w) {
+      if (auto it = rc.w->verified_keys.find(digest); it != rc.w->verified_keys.end()) {
+        rc.principal = &auth.keys[it->second];
+        return StageResult::next();
+      }
+    }
+    const ptrdiff_t i = auth.index.find(key, digest);
     if (i < 0) return StageResult::error(401, "invalid_api_key", "Incorrect API key provided");
     rc.principal = &auth.keys[static_cast<size_t>(i)];
+    if (rc.w) {
+      if (rc.w->verified_keys.size() >= WorkerContext::kKeyCacheMax) rc.w->verified_keys.clear();
+      rc.w->verified_keys.emplace(digest, static_cast<size_t>(i));
+    }
     return StageResult::next();
   }
 };
@@ -289,7 +300,7 @@ class LimitStage final : public Stage {
   // cost is charged now and settled when it ends (caller_limits.h).
   static StageResult charge_caller(RequestContext& rc) {
     if (!rc.principal || !rc.w) return StageResult::next();
-    const int64_t wall = wall_us();
+    const int64_t wall = rc.reservation.wall_us = wall_us();
     auto refusal = rc.w->caller_limits.reserve(rc, wall * 1000, wall / 1'000'000);
     return refusal ? refused(std::move(*refusal)) : StageResult::next();
   }

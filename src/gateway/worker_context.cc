@@ -167,7 +167,9 @@ asio::awaitable<void> reply_locally(RequestContext& rc, StageResult r) {
     headers.push_back({"retry-after", std::string_view(retry, static_cast<size_t>(end - retry))});
   }
   std::string limit_storage;
-  if (rc.principal) rc.w->caller_limits.rate_limit_headers(rc, wall_us() * 1000, limit_storage, headers);
+  if (rc.principal)
+    rc.w->caller_limits.rate_limit_headers(rc, (rc.reservation.wall_us ? rc.reservation.wall_us : wall_us()) * 1000,
+                                           limit_storage, headers);
   rc.bytes_out = body.size();
   (void)co_await rc.ex.respond(r.status, headers, body);
 }
@@ -195,7 +197,7 @@ void WorkerContext::settle(RequestContext& rc) {
   const int64_t total_ns = now - rc.ex.start_ns();
   if (rc.cut) rc.error_code = rc.cut;
   if (rc.reservation.active) {
-    const int64_t wall = wall_us();
+    const int64_t wall = rc.reservation.wall_us;  // the window it was charged in
     caller_limits.settle(rc, wall * 1000, wall / 1'000'000);
   }
   settle_remote(rc);

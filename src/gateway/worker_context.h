@@ -1,6 +1,9 @@
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstring>
+#include <unordered_map>
 #include <mutex>
 #include <memory>
 #include <string>
@@ -58,6 +61,18 @@ class WorkerContext final : public http::ServerObserver {
   const GatewayMetrics& fam;
   obs::AccessLogBuffer* log;
   obs::AccessLogBuffer* audit;  // the security audit log (header rule rejections); null: off
+  // Keys this worker has verified, by SHA-256(key): a key seen again costs
+  // one hash instead of two (the salted check). Holds no key, only its
+  // digest; cleared when it grows past kKeyCacheMax.
+  struct DigestHash {
+    size_t operator()(const std::array<uint8_t, 32>& d) const {
+      size_t h;
+      std::memcpy(&h, d.data(), sizeof h);
+      return h;
+    }
+  };
+  std::unordered_map<std::array<uint8_t, 32>, size_t, DigestHash> verified_keys;
+  static constexpr size_t kKeyCacheMax = 4096;
   WorkerLimits caller_limits;   // this worker's shard of every key's and team's limits (Redis: the fallback)
   // limits.backend: redis (remote_limits.cc).
   std::unique_ptr<net::RedisClient> redis;

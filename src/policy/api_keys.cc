@@ -1,6 +1,7 @@
 #include "policy/api_keys.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -14,25 +15,22 @@ namespace {
 constexpr std::string_view kHex = "0123456789abcdef";
 constexpr size_t kSaltHex = 32;
 
-// SHA-256 of a, b and c one after the other (OpenSSL's one-shot SHA256():
-// the streaming calls are deprecated in OpenSSL 3, and EVP allocates).
+// SHA-256 of a, b and c one after the other. The digest is fetched once and
+// each thread keeps its own context: OpenSSL 3's one-shot SHA256() looks the
+// algorithm up (under a lock) and allocates a context on every call.
 std::array<uint8_t, 32> sha256(std::string_view a, std::string_view b = {}, std::string_view c = {}) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx t;
   std::array<uint8_t, 32> out{};
-  char small[256];
-  const size_t n = a.size() + b.size() + c.size();
-  std::string big;
-  char* buf = small;
-  if (n > sizeof small) {
-    big.resize(n);
-    buf = big.data();
-  }
-  size_t at = 0;
-  for (std::string_view part : {a, b, c}) {
-    if (part.empty()) continue;  // an empty view may have no data pointer at all
-    std::memcpy(buf + at, part.data(), part.size());
-    at += part.size();
-  }
-  SHA256(reinterpret_cast<const unsigned char*>(buf), n, out.data());
+  unsigned int n = 0;
+  if (!md || !t.ctx || EVP_DigestInit_ex2(t.ctx, md, nullptr) != 1) std::abort();
+  for (std::string_view part : {a, b, c})
+    if (!part.empty()) EVP_DigestUpdate(t.ctx, part.data(), part.size());
+  EVP_DigestFinal_ex(t.ctx, out.data(), &n);
   return out;
 }
 
@@ -63,10 +61,15 @@ bool from_hex(std::string_view s, uint8_t* out, size_t n) {
 
 }  // namespace
 
-uint32_t key_hint(std::string_view key) {
-  const auto d = sha256(key);
+std::array<uint8_t, 32> key_digest(std::string_view key) { return sha256(key); }
+
+namespace {
+uint32_t hint_of(const std::array<uint8_t, 32>& d) {
   return uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3];
 }
+}  // namespace
+
+uint32_t key_hint(std::string_view key) { return hint_of(sha256(key)); }
 
 Result<KeyHash> parse_key_hash(std::string_view text) {
   const std::string_view scheme = "sha256:";
@@ -122,8 +125,10 @@ void KeyIndex::add(KeyHash h, size_t entry) {
   hashes_.emplace_back(std::move(h), entry);
 }
 
-ptrdiff_t KeyIndex::find(std::string_view key) const {
-  auto [lo, hi] = by_hint_.equal_range(key_hint(key));
+ptrdiff_t KeyIndex::find(std::string_view key) const { return find(key, key_digest(key)); }
+
+ptrdiff_t KeyIndex::find(std::string_view key, const std::array<uint8_t, 32>& digest) const {
+  auto [lo, hi] = by_hint_.equal_range(hint_of(digest));
   for (auto it = lo; it != hi; ++it) {
     const auto& [h, entry] = hashes_[it->second];
     if (key_matches(h, key)) return static_cast<ptrdiff_t>(entry);

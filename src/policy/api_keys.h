@@ -37,7 +37,8 @@ std::string hash_key(std::string_view key);
 bool key_matches(const KeyHash& h, std::string_view key);
 // A new random key: `prefix` then 40 characters of [A-Za-z0-9] (238 bits).
 std::string new_key(std::string_view prefix = "sk-sluice-");
-// The lookup hint of a presented key (first 4 bytes of SHA-256(key)).
+// SHA-256(key), and the lookup hint of a presented key (its first 4 bytes).
+std::array<uint8_t, 32> key_digest(std::string_view key);
 uint32_t key_hint(std::string_view key);
 
 // Which entry a presented key belongs to. Entries are indices the caller
@@ -48,6 +49,8 @@ class KeyIndex {
   // The entry whose hash matches `key`, or -1. Hashes the key twice (the
   // hint, then the salted digest of each candidate: one unless hints collide).
   ptrdiff_t find(std::string_view key) const;
+  // The same with SHA-256(key) already computed (key_digest()).
+  ptrdiff_t find(std::string_view key, const std::array<uint8_t, 32>& digest) const;
   size_t size() const { return hashes_.size(); }
 
  private:

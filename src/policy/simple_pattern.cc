@@ -99,6 +99,8 @@ class Parser {
       size_t j = i_ + 1;
       auto number = [&](uint32_t& v) {
         size_t start = j;
+        // RE2 reads "{05}" as literal text (no leading zeros in a count): leave it to RE2.
+        if (j + 1 < p_.size() && p_[j] == '0' && std::isdigit(static_cast<unsigned char>(p_[j + 1]))) return false;
         v = 0;
         while (j < p_.size() && std::isdigit(static_cast<unsigned char>(p_[j])) && v <= kMaxRepeat)
           v = v * 10 + static_cast<uint32_t>(p_[j++] - '0');

@@ -39,6 +39,7 @@ const char* kNotSimple[] = {
     "a{,3}",
     "a{2,1}",
     "[a-c-e]",
+    "E{05}",         // RE2 reads a count with a leading zero as literal text
 };
 
 TEST(SimplePattern, AcceptsOnlyWhatItReproduces) {
