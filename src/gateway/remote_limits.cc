@@ -3,7 +3,12 @@
 // without holding anyone up (settle.lua). When Redis fails or its breaker is
 // open the request gets what limits.redis.on_failure says.
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
 
 #include "core/clock.h"
 #include "gateway/worker_context.h"
@@ -15,7 +20,17 @@ using Unit = Reservation::Unit;
 
 namespace {
 
-asio::awaitable<void> settle_in_background(WorkerContext* w, std::vector<std::pair<std::string, int64_t>> deltas) {
+// Settlements are batched: the deltas of every request that ends within a
+// few milliseconds go to Redis in one call (summed per counter), so a request
+// costs one round trip on its path (the reservation) and a share of one after.
+constexpr auto kSettleBatch = std::chrono::milliseconds(5);
+
+asio::awaitable<void> flush_settles(WorkerContext* w) {
+  asio::steady_timer t(w->ctx, kSettleBatch);
+  (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  std::vector<std::pair<std::string, int64_t>> deltas(w->pending_settles.begin(), w->pending_settles.end());
+  w->pending_settles.clear();
+  w->settle_flush_scheduled = false;
   co_await w->redis_limits->settle(std::move(deltas));
   w->note_redis_transition();
 }
@@ -116,13 +131,15 @@ void WorkerContext::settle_remote(RequestContext& rc) {
   const WorkerLimits::Cost used = WorkerLimits::actual_cost(rc);
   const int64_t dt = static_cast<int64_t>(used.tokens) - static_cast<int64_t>(r.tokens);
   const int64_t du = used.micro_usd - static_cast<int64_t>(r.micro_usd);
-  std::vector<std::pair<std::string, int64_t>> deltas;
   for (auto& [counter, unit] : r.remote) {
     const int64_t d = unit == Unit::kTokens ? dt : unit == Unit::kMicroUsd ? du : 0;
-    if (d != 0) deltas.emplace_back(std::move(counter), d);
+    if (d != 0) pending_settles[std::move(counter)] += d;
   }
   r.remote.clear();
-  if (!deltas.empty()) asio::co_spawn(ctx, settle_in_background(this, std::move(deltas)), asio::detached);
+  if (!pending_settles.empty() && !settle_flush_scheduled) {
+    settle_flush_scheduled = true;
+    asio::co_spawn(ctx, flush_settles(this), asio::detached);
+  }
 }
 
 }  // namespace sluice::gateway

@@ -80,6 +80,8 @@ class WorkerContext final : public http::ServerObserver {
   boost::asio::awaitable<std::optional<WorkerLimits::Refusal>> reserve_remote(RequestContext& rc);
   void settle_remote(RequestContext& rc);
   void note_redis_transition();
+  std::unordered_map<std::string, int64_t> pending_settles;  // counter -> delta, flushed every few ms
+  bool settle_flush_scheduled = false;
   // The last budget snapshot this worker took (for limits.state_file); the
   // main thread reads it under the mutex every few seconds.
   std::mutex budget_mu;
