@@ -6,6 +6,7 @@
 #include <sstream>
 #include <cmath>
 
+#include "core/clock.h"
 #include "gateway/context.h"
 
 namespace sluice::gateway {
@@ -77,10 +78,7 @@ std::optional<WorkerLimits::Refusal> WorkerLimits::reserve(RequestContext& rc, i
   const Settings& s = *rc.settings;
   Reservation& r = rc.reservation;
   r.callers[0] = &keys_[static_cast<size_t>(key - s.auth.keys.data())];
-  r.callers[1] = nullptr;
-  if (!key->team.empty())
-    for (size_t t = 0; t < s.auth.teams.size(); ++t)
-      if (s.auth.teams[t].name == key->team) r.callers[1] = &teams_[t];
+  r.callers[1] = key->team_index < teams_.size() ? &teams_[key->team_index] : nullptr;
   const Cost est = estimated_cost(rc);
   r.tokens = est.tokens;
   r.micro_usd = static_cast<uint64_t>(est.micro_usd);
@@ -202,8 +200,9 @@ void WorkerLimits::restore(const Settings& s, int64_t wall_s, std::string_view l
       budgets[b]->restore(wall_s, period, (used + workers_ - 1) / workers_);  // each worker's share
 }
 
-void WorkerLimits::rate_limit_headers(RequestContext& rc, int64_t now_ns, std::string& storage,
-                                      std::vector<http::Header>& out) {
+void WorkerLimits::rate_limit_headers(RequestContext& rc, std::string& storage, std::vector<http::Header>& out) {
+  // As of the reservation (no second clock read), or now for a request that made none.
+  const int64_t now_ns = (rc.reservation.wall_us ? rc.reservation.wall_us : wall_us()) * 1000;
   CallerLimits* c = rc.reservation.callers[0];
   // With Redis the local shards hold nothing unless they stood in for it.
   if (!c && rc.principal && !rc.settings->redis.enabled)

@@ -71,8 +71,7 @@ class WorkerLimits {
   void restore(const Settings& s, int64_t wall_s, std::string_view line);
 
   // x-ratelimit-* for the request's key (empty when it has no rpm/tpm).
-  void rate_limit_headers(RequestContext& rc, int64_t now_ns, std::string& storage,
-                          std::vector<http::Header>& out);
+  void rate_limit_headers(RequestContext& rc, std::string& storage, std::vector<http::Header>& out);
 
  private:
   // Undoes a refused reservation: every charge of the callers before

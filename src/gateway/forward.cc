@@ -266,9 +266,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (!drop_response_header(f.name, conn_tokens)) out_headers.push_back(f);
   out_headers.push_back({"x-request-id", rc.request_id});
   std::string limit_storage;  // x-ratelimit-* for the caller's key
-  if (rc.principal)
-    w.caller_limits.rate_limit_headers(rc, (rc.reservation.wall_us ? rc.reservation.wall_us : wall_us()) * 1000,
-                                       limit_storage, out_headers);
+  if (rc.principal) w.caller_limits.rate_limit_headers(rc, limit_storage, out_headers);
   std::optional<uint64_t> length;
   if (!sse && !uh.chunked && uh.content_length) length = uh.content_length;
   rc.status = uh.status;

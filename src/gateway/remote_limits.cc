@@ -85,7 +85,10 @@ asio::awaitable<std::optional<WorkerLimits::Refusal>> WorkerContext::reserve_rem
     if (l.usd_per_month) add("usd_month", false, micro(*l.usd_per_month), usd, month, Unit::kMicroUsd, "USD per month");
   };
   add_caller("key", key->id, key->limits);
-  if (const Team* t = key->team.empty() ? nullptr : s.auth.team(key->team)) add_caller("team", t->name, t->limits);
+  if (key->team_index < s.auth.teams.size()) {
+    const Team& t = s.auth.teams[key->team_index];
+    add_caller("team", t.name, t.limits);
+  }
   if (limits.empty()) co_return std::nullopt;
 
   const auto out = co_await redis_limits->reserve(limits, wall_ms);

@@ -167,6 +167,7 @@ struct Team {
 struct ApiKey {
   std::string id;                   // shown in logs, metrics and errors instead of the key
   std::string team;                 // empty: none
+  size_t team_index = static_cast<size_t>(-1);  // into Auth::teams, resolved at load; -1: no team
   std::vector<std::string> models;  // allowed model names, aliases or '*' patterns; empty: all
   Limits limits;
 };
@@ -184,11 +185,6 @@ struct Auth {
   std::vector<Team> teams;
   policy::KeyIndex index;  // presented key -> index into keys
   bool enabled() const { return !keys.empty(); }
-  const Team* team(std::string_view name) const {
-    for (const Team& t : teams)
-      if (t.name == name) return &t;
-    return nullptr;
-  }
 };
 
 struct Settings {

@@ -42,8 +42,7 @@ std::array<SharedPolicy::Gate, SharedPolicy::kGates> SharedPolicy::gates_for(con
   if (key) {
     const size_t k = static_cast<size_t>(key - s.auth.keys.data());
     if (k < per_key.size()) out[3] = {per_key[k].get(), &key_configs[k]};
-    for (size_t t = 0; t < s.auth.teams.size() && t < per_team.size(); ++t)
-      if (!key->team.empty() && s.auth.teams[t].name == key->team) out[4] = {per_team[t].get(), &team_configs[t]};
+    if (key->team_index < per_team.size()) out[4] = {per_team[key->team_index].get(), &team_configs[key->team_index]};
   }
   if (!route) return out;
   if (route->upstream < per_upstream.size())

@@ -167,9 +167,7 @@ asio::awaitable<void> reply_locally(RequestContext& rc, StageResult r) {
     headers.push_back({"retry-after", std::string_view(retry, static_cast<size_t>(end - retry))});
   }
   std::string limit_storage;
-  if (rc.principal)
-    rc.w->caller_limits.rate_limit_headers(rc, (rc.reservation.wall_us ? rc.reservation.wall_us : wall_us()) * 1000,
-                                           limit_storage, headers);
+  if (rc.principal) rc.w->caller_limits.rate_limit_headers(rc, limit_storage, headers);
   rc.bytes_out = body.size();
   (void)co_await rc.ex.respond(r.status, headers, body);
 }

@@ -3,30 +3,21 @@ processes, one redis-server started here on a free loopback port, one key.
 The limits' window is shortened to 2 s (limits.window) so several windows fit
 in a test; their semantics do not depend on the length."""
 import json
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import (BIN_DIR, SLACK, assert_error_body, chat_body, gateway_config, request, start_gateway,
-                      stream_chat, wait_until)
+from conftest import (BIN_DIR, SLACK, assert_error_body, chat_body, closed_port, gateway_config, request,
+                      start_gateway, stream_chat, wait_until)
 
 KEY_ID = "shared"
 WINDOW_S = 2
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Redis:
     def __init__(self, workdir, port=None):
-        self.port = port or _free_port()
+        self.port = port or closed_port()
         self.workdir = workdir
         self.start()
 

@@ -84,11 +84,12 @@ void read_auth(Builder& b, const Field& f) {
         r.fail(hash, "the same key hash is given twice (first at line " + std::to_string(it->second + 1) + ")");
       if (const Field* v = km.find("team")) {
         key.team = r.text(*v, "a team name");
-        if (!team_lines.contains(key.team)) {
-          std::vector<std::string_view> known;
-          for (const auto& t : a.teams) known.push_back(t.name);
+        std::vector<std::string_view> known;
+        for (const auto& t : a.teams) known.push_back(t.name);
+        auto it = std::find(known.begin(), known.end(), key.team);
+        if (it == known.end())
           r.fail(*v, "unknown team " + in_quotes(key.team) + " (define it under auth.teams)" + suggestion(key.team, known));
-        }
+        key.team_index = static_cast<size_t>(it - known.begin());
       }
       if (const Field* v = km.find("models")) {
         for (const Field& p : r.sequence(*v)) key.models.push_back(r.text(p, "a model name or pattern"));

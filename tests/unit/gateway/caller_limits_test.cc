@@ -22,7 +22,7 @@ struct Fixture {
 
   Fixture(Limits key, Limits team) {
     s->auth.teams.push_back(Team{.name = "t", .limits = team});
-    s->auth.keys.push_back(ApiKey{.id = "k", .team = "t", .limits = key});
+    s->auth.keys.push_back(ApiKey{.id = "k", .team = "t", .team_index = 0, .limits = key});
     s->pricing.push_back(Price{.model = "m", .input_per_mtok = 2, .output_per_mtok = 10});
   }
   RequestContext& request(int64_t prompt, std::optional<int64_t> max_tokens) {

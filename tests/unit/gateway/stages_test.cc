@@ -313,7 +313,7 @@ TEST(Stages, ConcurrencyLimitsTakeSlotsAndRejectWhenTheQueueIsFull) {
 TEST(Stages, ApiKeysAuthenticateAndLimitModels) {
   auto s = settings_with({ModelRoute{.name = "llama", .aliases = {"l3"}}, ModelRoute{.name = "*"}});
   const std::string key_a = policy::new_key(), key_b = policy::new_key();
-  s->auth.keys.push_back(ApiKey{.id = "a", .team = "t", .models = {"llama"}});
+  s->auth.keys.push_back(ApiKey{.id = "a", .team = "t", .team_index = 0, .models = {"llama"}});
   s->auth.index.add(*policy::parse_key_hash(policy::hash_key(key_a)), 0);
   s->auth.keys.push_back(ApiKey{.id = "b"});
   s->auth.index.add(*policy::parse_key_hash(policy::hash_key(key_b)), 1);
