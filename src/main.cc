@@ -82,6 +82,12 @@ int main(int argc, char** argv) {
   sluice::gateway::GatewayOptions opts;
   opts.port_file = port_file;
   opts.builtin_backend = [](sluice::http::Exchange& ex) { return serve_mock(&mock_options, ex); };
+  // A reload reads the same file with the same command-line overrides.
+  opts.config_path = config_file;
+  opts.load_config = [config_file, load]() {
+    return config_file.empty() ? sluice::control::load_embedded_default(load)
+                               : sluice::control::load_config_file(config_file, load);
+  };
 
   sluice::gateway::Gateway gw(std::make_shared<const sluice::gateway::Settings>(std::move(*loaded)), std::move(opts));
   sluice::Status st = gw.start();

@@ -5,6 +5,7 @@
 #include <array>
 #include <sstream>
 #include <cmath>
+#include <unordered_map>
 
 #include "core/clock.h"
 #include "gateway/context.h"
@@ -26,6 +27,27 @@ CallerLimits make(const Limits& l, size_t w, int64_t window_ns) {
   if (l.usd_per_day) c.usd_day = Budget(micro(*l.usd_per_day), Budget::Period::kDay);
   if (l.usd_per_month) c.usd_month = Budget(micro(*l.usd_per_month), Budget::Period::kMonth);
   return c;
+}
+
+// A reload: the same caller with new limits. Counts and spend are kept
+// where the limit only changed; a window or budget turned on starts empty.
+void reconfigure(CallerLimits& c, const CallerLimits& next) {
+  auto window = [](policy::SlidingWindow& cur, const policy::SlidingWindow& n) {
+    if (cur.enabled() && n.enabled() && cur.window_ns() == n.window_ns()) cur.set_limit(n.limit());
+    else cur = n;
+  };
+  auto budget = [](policy::Budget& cur, const policy::Budget& n) {
+    if (cur.enabled() && n.enabled() && cur.period() == n.period()) cur.set_limit(n.limit());
+    else cur = n;
+  };
+  window(c.rpm, next.rpm);
+  window(c.tpm, next.tpm);
+  budget(c.tokens_day, next.tokens_day);
+  budget(c.tokens_month, next.tokens_month);
+  budget(c.usd_day, next.usd_day);
+  budget(c.usd_month, next.usd_month);
+  c.rpm_limit = next.rpm_limit;
+  c.tpm_limit = next.tpm_limit;
 }
 
 // "17ms", "4s", "6m0s", as OpenAI writes its x-ratelimit-reset-* values.
@@ -64,12 +86,28 @@ WorkerLimits::Cost WorkerLimits::actual_cost(const RequestContext& rc) {
   return {in + out, micro_usd(rc, in, out)};
 }
 
-WorkerLimits::WorkerLimits(const Settings& s, size_t workers)
+WorkerLimits::WorkerLimits(const Settings& s, size_t workers, const WorkerLimits* previous,
+                           const Settings* previous_settings)
     // With Redis these are the fallback: each replica's share of the limit.
     : workers_(std::max<size_t>(1, workers) * (s.redis.enabled ? s.redis.expected_replicas : 1)) {
   const int64_t window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.limits_window).count();
-  for (const ApiKey& k : s.auth.keys) keys_.push_back(make(k.limits, workers_, window_ns));
-  for (const Team& t : s.auth.teams) teams_.push_back(make(t.limits, workers_, window_ns));
+  std::unordered_map<std::string_view, std::shared_ptr<CallerLimits>> old_keys, old_teams;
+  if (previous && previous_settings) {
+    for (size_t k = 0; k < previous->keys_.size(); ++k) old_keys[previous_settings->auth.keys[k].id] = previous->keys_[k];
+    for (size_t t = 0; t < previous->teams_.size(); ++t)
+      old_teams[previous_settings->auth.teams[t].name] = previous->teams_[t];
+  }
+  auto add = [&](auto& out, auto& old, std::string_view name, const Limits& l) {
+    CallerLimits fresh = make(l, workers_, window_ns);
+    if (auto it = old.find(name); it != old.end()) {
+      reconfigure(*it->second, fresh);
+      out.push_back(it->second);
+    } else {
+      out.push_back(std::make_shared<CallerLimits>(std::move(fresh)));
+    }
+  };
+  for (const ApiKey& k : s.auth.keys) add(keys_, old_keys, k.id, k.limits);
+  for (const Team& t : s.auth.teams) add(teams_, old_teams, t.name, t.limits);
 }
 
 std::optional<WorkerLimits::Refusal> WorkerLimits::reserve(RequestContext& rc, int64_t now_ns, int64_t wall_s) {
@@ -77,8 +115,8 @@ std::optional<WorkerLimits::Refusal> WorkerLimits::reserve(RequestContext& rc, i
   if (!key) return std::nullopt;
   const Settings& s = *rc.settings;
   Reservation& r = rc.reservation;
-  r.callers[0] = &keys_[static_cast<size_t>(key - s.auth.keys.data())];
-  r.callers[1] = key->team_index < teams_.size() ? &teams_[key->team_index] : nullptr;
+  r.callers[0] = keys_[static_cast<size_t>(key - s.auth.keys.data())].get();
+  r.callers[1] = key->team_index < teams_.size() ? teams_[key->team_index].get() : nullptr;
   const Cost est = estimated_cost(rc);
   r.tokens = est.tokens;
   r.micro_usd = static_cast<uint64_t>(est.micro_usd);
@@ -174,8 +212,8 @@ void WorkerLimits::snapshot(const Settings& s, int64_t wall_s, std::vector<std::
                       std::to_string(budgets[b]->period_key(wall_s)) + " " + std::to_string(used));
     }
   };
-  for (size_t k = 0; k < keys_.size(); ++k) add("key", s.auth.keys[k].id, keys_[k]);
-  for (size_t t = 0; t < teams_.size(); ++t) add("team", s.auth.teams[t].name, teams_[t]);
+  for (size_t k = 0; k < keys_.size(); ++k) add("key", s.auth.keys[k].id, *keys_[k]);
+  for (size_t t = 0; t < teams_.size(); ++t) add("team", s.auth.teams[t].name, *teams_[t]);
 }
 
 void WorkerLimits::restore(const Settings& s, int64_t wall_s, std::string_view line) {
@@ -188,10 +226,10 @@ void WorkerLimits::restore(const Settings& s, int64_t wall_s, std::string_view l
   CallerLimits* c = nullptr;
   if (kind == "key") {
     for (size_t k = 0; k < s.auth.keys.size(); ++k)
-      if (s.auth.keys[k].id == name) c = &keys_[k];
+      if (s.auth.keys[k].id == name) c = keys_[k].get();
   } else if (kind == "team") {
     for (size_t t = 0; t < s.auth.teams.size(); ++t)
-      if (s.auth.teams[t].name == name) c = &teams_[t];
+      if (s.auth.teams[t].name == name) c = teams_[t].get();
   }
   if (!c) return;  // a key or team no longer configured
   const auto budgets = budgets_of(*c);
@@ -206,7 +244,7 @@ void WorkerLimits::rate_limit_headers(RequestContext& rc, std::string& storage, 
   CallerLimits* c = rc.reservation.callers[0];
   // With Redis the local shards hold nothing unless they stood in for it.
   if (!c && rc.principal && !rc.settings->redis.enabled)
-    c = &keys_[static_cast<size_t>(rc.principal - rc.settings->auth.keys.data())];
+    c = keys_[static_cast<size_t>(rc.principal - rc.settings->auth.keys.data())].get();
   if (!c) return;
   // Views into `storage`: reserve first so it never moves.
   storage.clear();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,7 +42,11 @@ struct Reservation {
 
 class WorkerLimits {
  public:
-  WorkerLimits(const Settings& s, size_t workers);
+  // `previous` (a config reload): keys and teams that are still there keep
+  // their counters (the same objects, so requests reserved under the old
+  // snapshot settle into them), with the new limits.
+  WorkerLimits(const Settings& s, size_t workers, const WorkerLimits* previous = nullptr,
+               const Settings* previous_settings = nullptr);
 
   // Charges the request's estimate to its key and team. On refusal returns
   // the error (429 rate_limit_exceeded / insufficient_quota with Retry-After)
@@ -79,7 +84,7 @@ class WorkerLimits {
   void rollback(RequestContext& rc, int caller, int done, int64_t now_ns, int64_t wall_s);
 
   size_t workers_;
-  std::vector<CallerLimits> keys_, teams_;  // by index in settings.auth
+  std::vector<std::shared_ptr<CallerLimits>> keys_, teams_;  // by index in settings.auth
 };
 
 }  // namespace sluice::gateway

@@ -24,15 +24,22 @@ class Call;
 namespace sluice::gateway {
 
 class WorkerContext;
+struct WorkerGeneration;
+struct SharedPolicy;
 
 // Everything one request accumulates on its way through the stages.
 struct RequestContext {
-  RequestContext(http::Exchange& e, WorkerContext* wc, std::shared_ptr<const Settings> s)
-      : ex(e), w(wc), settings(std::move(s)) {}
+  RequestContext(http::Exchange& e, WorkerContext* wc, std::shared_ptr<const Settings> s,
+                 WorkerGeneration* g = nullptr, const SharedPolicy* p = nullptr)
+      : ex(e), w(wc), settings(std::move(s)), gen(g), policy(p) {}
 
   http::Exchange& ex;
   WorkerContext* w;  // null in stage unit tests
-  std::shared_ptr<const Settings> settings;  // the snapshot this request started with
+  // The snapshot this request started with. From a worker it shares the
+  // ownership of the worker's generation, which keeps `gen` alive too.
+  std::shared_ptr<const Settings> settings;
+  WorkerGeneration* gen;        // null in stage unit tests
+  const SharedPolicy* policy;   // the snapshot's admission policy; null: none
 
   std::string request_id;
   std::string body;

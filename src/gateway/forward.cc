@@ -121,6 +121,7 @@ std::string sse_error_event(std::string_view message, std::string_view code) {
 
 asio::awaitable<void> forward(RequestContext& rc) {
   WorkerContext& w = *rc.w;
+  WorkerGeneration& g = *rc.gen;
   const size_t u = rc.route->upstream;
   const Upstream& up = rc.settings->upstreams[u];
   const Timeouts& to = rc.route->timeouts;
@@ -158,12 +159,12 @@ asio::awaitable<void> forward(RequestContext& rc) {
   std::string last_error = "no endpoint";
   std::string_view failed_endpoint;  // of the last failure, for the log
   bool got_head = false;
-  const int attempts = std::min<int>(kMaxAttempts, static_cast<int>(w.pool_views[u].size()) + 1);
+  const int attempts = std::min<int>(kMaxAttempts, static_cast<int>(g.pool_views[u].size()) + 1);
 
   for (int attempt = 0; attempt < attempts && !got_head && !ex.aborted() && !rc.cut; ++attempt) {
-    int idx = upstream::pick_endpoint(w.pool_views[u], SteadyClock::mono_ns(), w.rr[u], tried);
+    int idx = upstream::pick_endpoint(g.pool_views[u], SteadyClock::mono_ns(), g.rr[u], tried);
     if (idx < 0) break;
-    pool = w.pools[u][idx].get();
+    pool = g.pools[u][idx].get();
     const upstream::Target& target = pool->target();
     req.path.assign(target.path_prefix).append(creq.target);
     req.authority = target.host_header;
@@ -266,7 +267,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
     if (!drop_response_header(f.name, conn_tokens)) out_headers.push_back(f);
   out_headers.push_back({"x-request-id", rc.request_id});
   std::string limit_storage;  // x-ratelimit-* for the caller's key
-  if (rc.principal) w.caller_limits.rate_limit_headers(rc, limit_storage, out_headers);
+  if (rc.principal) g.caller_limits.rate_limit_headers(rc, limit_storage, out_headers);
   std::optional<uint64_t> length;
   if (!sse && !uh.chunked && uh.content_length) length = uh.content_length;
   rc.status = uh.status;

@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/clock.h"
+#include "core/json_escape.h"
 #include "http/error_body.h"
 #include "net/listener.h"
 #include "obs/build_info.h"
@@ -61,16 +62,11 @@ uint32_t connection_share(uint32_t max_connections, size_t workers) {
   return static_cast<uint32_t>(std::max<uint64_t>(1, (cap + workers - 1) / std::max<size_t>(1, workers)));
 }
 
-std::string host_header(const std::string& host, uint16_t port, bool tls) {
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
-  return h;
-}
-
 }  // namespace
 
 Gateway::Gateway(std::shared_ptr<const Settings> settings, GatewayOptions options)
     : settings_(std::move(settings)), options_(std::move(options)), workers_(settings_->server.workers) {
+  if (!options_.config_path.empty()) config_hash_ = file_hash(options_.config_path);
   fam_ = std::make_unique<GatewayMetrics>(registry_);
   main_metrics_ = &registry_.add_shard();
   const obs::BuildInfo& b = obs::build_info();
@@ -82,20 +78,14 @@ void Gateway::update_scrape_gauges() {
   const int64_t now = SteadyClock::mono_ns();
   const Settings& s = *settings_;
   auto limit_gauges = [&](const policy::ConcurrencyLimit* l, const std::string& scope) {
-    if (!l) return;
     main_metrics_->gauge(fam_->concurrency_active, {scope}).set(l->active());
     main_metrics_->gauge(fam_->concurrency_queued, {scope}).set(static_cast<int64_t>(l->queued()));
   };
-  limit_gauges(policy_->global.get(), "global");
-  for (size_t u = 0; u < policy_->per_upstream.size(); ++u)
-    limit_gauges(policy_->per_upstream[u].get(), "upstream:" + s.upstreams[u].name);
-  for (size_t m = 0; m < policy_->per_model.size(); ++m)
-    limit_gauges(policy_->per_model[m].get(), "model:" + s.models[m].name);
-
-  for (size_t u = 0; u < shared_.health.size(); ++u)
-    for (size_t e = 0; e < shared_.health[u].size(); ++e)
+  for (const auto& [scope, limit] : gen_->policy->scopes(s)) limit_gauges(limit.get(), scope);
+  for (size_t u = 0; u < gen_->endpoints.size(); ++u)
+    for (size_t e = 0; e < gen_->endpoints[u].size(); ++e)
       main_metrics_->gauge(fam_->endpoint_up, {s.upstreams[u].name, s.upstreams[u].endpoints[e].url})
-          .set(shared_.health[u][e]->up(now) ? 1 : 0);
+          .set(gen_->endpoints[u][e].health->up(now) ? 1 : 0);
 }
 
 Gateway::~Gateway() {
@@ -114,59 +104,14 @@ Status Gateway::start() {
   auto audit = obs::AccessLog::open(s.admission.audit_log);
   if (!audit) return Status(Errc::kInvalid, "admission.audit_log: " + audit.status().message());
   audit_log_ = std::move(*audit);
-  policy_ = std::make_unique<SharedPolicy>(s);
   if (Status ms = start_memory_watermark(); !ms) return ms;
-
-  // The embedded mock model, when a configuration uses it.
-  bool wants_mock = false;
-  for (const auto& u : s.upstreams)
-    for (const auto& e : u.endpoints) wants_mock = wants_mock || e.builtin_mock;
-  if (wants_mock) {
-    if (!options_.builtin_backend) return Status(Errc::kInvalid, "builtin:mock is not available in this build");
-    auto m = http::HttpListener::open(ctxs, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    if (!m) return m.status();
-    mock_ = std::move(*m);
-    mock_opts_.idle_timeout_ms = 300'000;
-    mock_opts_.write_stall_ms = 300'000;
-  }
-
-  // Upstream state shared by the workers.
-  for (const auto& u : s.upstreams) {
-    bool tls = false;
-    for (const auto& e : u.endpoints) tls = tls || e.tls;
-    std::shared_ptr<asio::ssl::context> ctx;
-    if (tls) {
-      auto c = upstream::make_client_tls_context(u.tls.verify, u.tls.ca_file, u.http2);
-      if (!c) return Status(Errc::kInvalid, "upstream " + u.name + ": " + c.status().message());
-      ctx = *c;
-    }
-    shared_.tls.push_back(ctx);
-    shared_.health.emplace_back();
-    shared_.targets.emplace_back();
-    for (const auto& e : u.endpoints) {
-      upstream::Target t;
-      if (e.builtin_mock) {
-        t.host = "127.0.0.1";
-        t.port = mock_->port();
-      } else {
-        t.host = e.host;
-        t.port = e.port;
-        t.tls = e.tls;
-        t.sni = u.tls.sni.empty() ? e.host : u.tls.sni;
-        t.path_prefix = e.path_prefix;
-      }
-      t.host_header = host_header(t.host, t.port, t.tls);
-      if (u.http2) {
-        t.protocol = upstream::Protocol::kHttp2;
-        t.h2 = {.ping_interval_ms = u.h2.ping_interval.count(),
-                .ping_timeout_ms = u.h2.ping_timeout.count(),
-                .max_streams = u.h2.max_streams,
-                .max_connections = u.h2.max_connections};
-      }
-      shared_.targets.back().push_back(std::move(t));
-      shared_.health.back().push_back(std::make_unique<upstream::Health>());
-    }
-  }
+  if (s.uses_builtin_mock())
+    if (Status st = start_mock(); !st) return st;
+  auto gen = make_generation(settings_, nullptr, mock_ ? mock_->port() : 0, &shedding_);
+  if (!gen) return gen.status();
+  gen_ = std::move(*gen);
+  main_metrics_->gauge(fam_->config_generation).set(1);
+  main_metrics_->gauge(fam_->config_reload_time).set(wall_us() / 1'000'000);
 
   auto ep = net::parse_listen_address(s.server.listen);
   if (!ep) return ep.status();
@@ -201,17 +146,13 @@ Status Gateway::start() {
     auto& ctx = workers_.at(i).ctx();
     obs::AccessLogBuffer* buf = access_log_->enabled() ? &access_log_->add_buffer() : nullptr;
     obs::AccessLogBuffer* abuf = audit_log_->enabled() ? &audit_log_->add_buffer() : nullptr;
-    contexts_.push_back(std::make_unique<WorkerContext>(ctx, settings_, shared_, registry_.add_shard(), *fam_, buf,
-                                                        policy_.get(), abuf, workers_.size()));
+    contexts_.push_back(
+        std::make_unique<WorkerContext>(ctx, gen_, registry_.add_shard(), *fam_, buf, abuf, workers_.size()));
     WorkerContext& w = *contexts_.back();
     w.server_opts.max_connections = per_worker_connections;
-    if (s.admission.memory.stop_accepting) w.server_opts.pause_accept = &policy_->shedding;
+    if (s.admission.memory.stop_accepting) w.server_opts.pause_accept = &shedding_;
     api_->start(i, {&w.handler, &w.server_opts, &w, &w.connections});
     if (tls_listener_) tls_listener_->start(i, {&w.handler, &w.server_opts, &w, &w.connections, tls_.get()});
-    if (mock_) {
-      mock_connections_.push_back(std::make_unique<http::ConnectionSet>());
-      mock_->start(i, {&options_.builtin_backend, &mock_opts_, nullptr, mock_connections_.back().get()});
-    }
     if (buf) asio::co_spawn(ctx, flush_log_periodically(buf), asio::detached);
     if (abuf) asio::co_spawn(ctx, flush_log_periodically(abuf), asio::detached);
   }
@@ -248,9 +189,9 @@ Status Gateway::write_port_file() const {
 bool Gateway::ready() const {
   if (!started_ || draining_) return false;
   const int64_t now = SteadyClock::mono_ns();
-  for (const auto& per_upstream : shared_.health)
-    for (const auto& h : per_upstream)
-      if (h->up(now)) return true;
+  for (const auto& per_upstream : gen_->endpoints)
+    for (const auto& e : per_upstream)
+      if (e.health->up(now)) return true;
   return false;
 }
 
@@ -345,14 +286,14 @@ void Gateway::sample_memory() {
   main_metrics_->gauge(fam_->memory_level).set(static_cast<int64_t>(rss));
   switch (event) {
     case policy::MemoryWatermark::Event::kStartShedding:
-      policy_->shedding.store(true, std::memory_order_relaxed);
+      shedding_.store(true, std::memory_order_relaxed);
       main_metrics_->gauge(fam_->memory_state).set(1);
       main_metrics_->counter(fam_->memory_transitions, {"shedding"}).inc();
       std::fprintf(stderr, "sluice: memory %.1f MiB is over the high watermark (%.1f MiB): new requests get 503\n",
                    rss / 1048576.0, watermark_->high_bytes() / 1048576.0);
       break;
     case policy::MemoryWatermark::Event::kStopShedding:
-      policy_->shedding.store(false, std::memory_order_relaxed);
+      shedding_.store(false, std::memory_order_relaxed);
       main_metrics_->gauge(fam_->memory_state).set(0);
       main_metrics_->counter(fam_->memory_transitions, {"admitting"}).inc();
       std::fprintf(stderr, "sluice: memory %.1f MiB is under the low watermark (%.1f MiB): admitting again\n",
@@ -370,7 +311,7 @@ void Gateway::sample_memory() {
 namespace {
 
 asio::awaitable<void> trim_worker(WorkerContext* w) {
-  for (auto& per_upstream : w->pools)
+  for (auto& per_upstream : w->gen->pools)
     for (auto& pool : per_upstream) pool->trim_idle(kIdleUpstreamKeep);
   co_return;
 }
@@ -414,7 +355,7 @@ void Gateway::restore_budgets() {
   std::string line;
   size_t n = 0;
   while (std::getline(in, line)) {
-    for (auto& w : contexts_) w->caller_limits.restore(*settings_, wall_s, line);
+    for (auto& w : contexts_) w->gen->caller_limits.restore(w->gen->settings, wall_s, line);
     ++n;
   }
   std::fprintf(stderr, "sluice: budgets restored from %s (%zu entries)\n", path.c_str(), n);
@@ -431,7 +372,7 @@ void Gateway::save_budgets(bool workers_stopped) {
   for (auto& w : contexts_) {
     std::vector<std::string> lines;
     if (workers_stopped) {
-      w->caller_limits.snapshot(*settings_, wall_s, lines);
+      w->gen->caller_limits.snapshot(w->gen->settings, wall_s, lines);
     } else {
       std::lock_guard lock(w->budget_mu);
       lines = w->budget_lines;
@@ -441,9 +382,9 @@ void Gateway::save_budgets(bool workers_stopped) {
       total[l.substr(0, sp)] += std::stoull(l.substr(sp + 1));
     }
     if (!workers_stopped)
-      asio::post(w->ctx, [w = w.get(), s = settings_] {
+      asio::post(w->ctx, [w = w.get()] {
         std::vector<std::string> fresh;
-        w->caller_limits.snapshot(*s, wall_us() / 1'000'000, fresh);
+        w->gen->caller_limits.snapshot(w->gen->settings, wall_us() / 1'000'000, fresh);
         std::lock_guard lock(w->budget_mu);
         w->budget_lines = std::move(fresh);
       });
@@ -474,11 +415,7 @@ void Gateway::cut_live_requests(bool force) {
 }
 
 void Gateway::reload_certificates(const char* why) {
-  if (!tls_) {
-    std::fprintf(stderr, "sluice: %s: no TLS certificates to reload; configuration reload is not supported yet "
-                         "(restart to apply config changes)\n", why);
-    return;
-  }
+  if (!tls_) return;
   Status st = tls_->reload();
   if (st) std::fprintf(stderr, "sluice: TLS certificates reloaded (%s)\n", why);
   else std::fprintf(stderr, "sluice: TLS certificate reload failed (%s), keeping the old ones: %s\n", why,
@@ -487,12 +424,15 @@ void Gateway::reload_certificates(const char* why) {
 
 namespace {
 
-asio::awaitable<void> reload_on_sighup(Gateway* g, asio::io_context* ctx) {
-  asio::signal_set signals(*ctx, SIGHUP);
+// SIGHUP reloads the configuration (certificates included); SIGUSR1 reopens
+// the log files. Neither ever stops the gateway.
+asio::awaitable<void> handle_control_signals(Gateway* g, asio::io_context* ctx) {
+  asio::signal_set signals(*ctx, SIGHUP, SIGUSR1);
   for (;;) {
     auto [ec, sig] = co_await signals.async_wait(kNoThrow);
     if (ec) co_return;
-    g->reload_certificates("SIGHUP");
+    if (sig == SIGHUP) (void)g->reload("SIGHUP");
+    else g->reopen_logs();
   }
 }
 
@@ -506,8 +446,9 @@ asio::awaitable<void> watch_certificates(Gateway* g, const net::TlsServer* tls, 
 }  // namespace
 
 int Gateway::run() {
-  // SIGHUP (operators, logrotate) never stops the gateway.
-  asio::co_spawn(main_ctx_, reload_on_sighup(this, &main_ctx_), asio::detached);
+  asio::co_spawn(main_ctx_, handle_control_signals(this, &main_ctx_), asio::detached);
+  if (!options_.config_path.empty())
+    asio::co_spawn(main_ctx_, watch_config_file(this, options_.config_path), asio::detached);
   if (tls_ && settings_->server.tls.reload_check.count() > 0)
     asio::co_spawn(main_ctx_, watch_certificates(this, tls_.get(), settings_->server.tls.reload_check),
                    asio::detached);
@@ -537,6 +478,25 @@ asio::awaitable<void> Gateway::admin_handle(http::Exchange& ex) {
     (void)co_await ex.respond(ok ? 200 : 503, json,
                               ok ? "{\"status\":\"ready\"}\n"
                                  : (draining_ ? "{\"status\":\"draining\"}\n" : "{\"status\":\"no healthy upstream\"}\n"));
+  } else if (path == "/admin/reload") {
+    if (ex.request().method != "POST") {
+      std::array<http::Header, 2> allow{{{"content-type", "application/json"}, {"allow", "POST"}}};
+      (void)co_await ex.respond(405, allow, http::error_body("use POST", "invalid_request_error", "method_not_allowed"));
+      co_return;
+    }
+    const ReloadOutcome r = reload("POST /admin/reload");
+    auto json_escape = [](std::string_view v) {
+      std::string out;
+      json_escape_append(out, v);
+      return out;
+    };
+    std::string body = r.ok ? "{\"status\":\"reloaded\"" : "{\"status\":\"rejected\"";
+    body += ",\"generation\":" + std::to_string(r.generation);
+    if (!r.ok) body += ",\"error\":\"" + json_escape(r.error) + "\"";
+    body += ",\"notes\":[";
+    for (size_t i = 0; i < r.notes.size(); ++i) body += (i ? ",\"" : "\"") + json_escape(r.notes[i]) + "\"";
+    body += "]}\n";
+    (void)co_await ex.respond(r.ok ? 200 : 400, json, body);
   } else if (path == "/metrics") {
     update_scrape_gauges();
     std::string body = registry_.render_prometheus();

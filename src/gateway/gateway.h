@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/status.h"
+#include "gateway/generation.h"
 #include "gateway/settings.h"
 #include "gateway/shared_policy.h"
 #include "policy/memory_watermark.h"
@@ -27,6 +29,19 @@ struct GatewayOptions {
   http::Handler builtin_backend;
   // When set, {"api":PORT,"admin":PORT} is written here once listening (tests bind port 0).
   std::string port_file;
+  // Loads the configuration again, with the same file and command-line
+  // overrides (a reload). Unset: the configuration cannot be reloaded.
+  std::function<Result<Settings>()> load_config;
+  // The configuration file, watched for changes (empty: nothing to watch).
+  std::string config_path;
+};
+
+// What a configuration reload did (POST /admin/reload answers with it).
+struct ReloadOutcome {
+  bool ok = false;
+  uint64_t generation = 0;  // the generation running afterwards
+  std::string error;        // why it was rejected (file:line:col: ... for a bad file)
+  std::vector<std::string> notes;  // changes that wait for a restart, listeners moved, ...
 };
 
 // The whole process: workers with their listeners, the admin endpoint, the
@@ -51,6 +66,14 @@ class Gateway {
   // Loads the certificate files again (SIGHUP, or a change the watcher saw).
   // Live connections keep the certificates they started with.
   void reload_certificates(const char* why);
+  // Loads, validates and publishes the configuration again (SIGHUP, a change
+  // of the file, POST /admin/reload). A bad file changes nothing. Main thread.
+  ReloadOutcome reload(const char* why);
+  // SIGUSR1: the access and audit log files are opened again (logrotate).
+  void reopen_logs();
+  // The configuration file changed on disk (the watcher): reloads when its
+  // content differs from what was last loaded.
+  void config_file_changed();
 
   // Drain (SIGTERM): listeners close, connections finish their requests.
   void begin_drain();
@@ -66,23 +89,31 @@ class Gateway {
   void save_budgets(bool workers_stopped);
 
  private:
+  static size_t file_hash(const std::string& path);  // of the file's content; 0: unreadable
   Status write_port_file() const;
+  Status start_mock();
+  Status move_listener(const std::string& listen, std::unique_ptr<http::HttpListener>& listener,
+                       const net::TlsServer* tls);
   void update_scrape_gauges();
   Status start_memory_watermark();
   void restore_budgets();
   void give_back_memory();
 
-  std::shared_ptr<const Settings> settings_;
+  std::shared_ptr<const Settings> settings_;  // the current snapshot's (gen_->settings)
+  std::shared_ptr<const Generation> gen_;
   GatewayOptions options_;
+  size_t config_hash_ = 0;  // of the file as last loaded (the watcher skips unchanged content)
+  // Listeners replaced by a reload; they stop accepting but are kept (their
+  // accept loops may still be finishing on the workers).
+  std::vector<std::unique_ptr<http::HttpListener>> retired_listeners_;
   obs::Registry registry_;
   std::unique_ptr<GatewayMetrics> fam_;
   obs::Shard* main_metrics_ = nullptr;  // written by the main thread only
   std::unique_ptr<obs::AccessLog> access_log_;
   std::unique_ptr<obs::AccessLog> audit_log_;  // admission.audit_log
-  std::unique_ptr<SharedPolicy> policy_;
+  std::atomic<bool> shedding_{false};  // memory shedding (SharedPolicy::shedding)
   std::unique_ptr<policy::MemoryWatermark> watermark_;
   net::WorkerPool workers_;
-  SharedUpstreams shared_;
   std::vector<std::unique_ptr<WorkerContext>> contexts_;
   std::unique_ptr<http::HttpListener> api_;
   std::unique_ptr<net::TlsServer> tls_;
@@ -100,5 +131,9 @@ class Gateway {
   std::atomic<bool> started_{false};
   std::atomic<size_t> drained_workers_{0};
 };
+
+// Reloads `g` when the configuration file at `path` changes (inotify on its
+// directory, debounced). Runs on the main thread's context.
+boost::asio::awaitable<void> watch_config_file(Gateway* g, std::string path);
 
 }  // namespace sluice::gateway

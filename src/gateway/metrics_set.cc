@@ -68,6 +68,13 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
       accept_errors(r.counter("sluice_accept_errors_total", "Failed accepts on the client listeners, by error.", {"error"})),
       connections_shed(r.counter("sluice_connections_shed_total",
                                  "Client connections closed to stay under server.max_connections, by reason.",
-                                 {"reason"})) {}
+                                 {"reason"})),
+      config_reloads(r.counter("sluice_config_reloads_total",
+                               "Configuration reloads, by result (ok | rejected: the old configuration kept running).",
+                               {"result"})),
+      config_generation(r.gauge("sluice_config_generation", "The configuration snapshot running (1 at start, +1 per reload).")),
+      config_reload_time(r.gauge("sluice_config_last_reload_success_timestamp_seconds",
+                                 "When the running configuration was loaded (Unix time).")),
+      log_reopens(r.counter("sluice_log_reopens_total", "Log files opened again on SIGUSR1, by result.", {"result"})) {}
 
 }  // namespace sluice::gateway

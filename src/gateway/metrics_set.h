@@ -46,6 +46,10 @@ struct GatewayMetrics {
   obs::GaugeFamily concurrency_queued;  // {scope}
   obs::CounterFamily accept_errors;    // {error}: EMFILE, ENFILE, ...
   obs::CounterFamily connections_shed;  // {reason}: idle_evicted | over_capacity
+  obs::CounterFamily config_reloads;    // {result}: ok | rejected
+  obs::GaugeFamily config_generation;
+  obs::GaugeFamily config_reload_time;
+  obs::CounterFamily log_reopens;       // {result}: ok | failed
 };
 
 // The kinds of sluice_upstream_errors_total, each present at 0 from start so

@@ -31,27 +31,33 @@ asio::awaitable<void> flush_settles(WorkerContext* w) {
   std::vector<std::pair<std::string, int64_t>> deltas(w->pending_settles.begin(), w->pending_settles.end());
   w->pending_settles.clear();
   w->settle_flush_scheduled = false;
-  co_await w->redis_limits->settle(std::move(deltas));
-  w->note_redis_transition();
+  // The current snapshot's limiter (held, in case a reload replaces it meanwhile).
+  const std::shared_ptr<WorkerGeneration> g = w->gen;
+  if (!g->redis_limits) co_return;  // a reload turned Redis off: the counters expire there
+  co_await g->redis_limits->settle(std::move(deltas));
+  w->note_redis_transition(*g);
 }
 
 }  // namespace
 
-void WorkerContext::start_redis() {
-  const auto& r = settings->redis;
-  if (!r.enabled || settings->auth.keys.empty()) return;
-  redis = std::make_unique<net::RedisClient>(ctx.get_executor(), net::RedisClient::Options{.host = r.host, .port = r.port});
+void WorkerGeneration::start_redis(boost::asio::io_context& ctx, const WorkerGeneration* previous) {
+  const auto& r = settings.redis;
+  if (!r.enabled || settings.auth.keys.empty()) return;
+  if (previous && previous->redis && previous->settings.redis.host == r.host && previous->settings.redis.port == r.port)
+    redis = previous->redis;
+  else
+    redis = std::make_shared<net::RedisClient>(ctx.get_executor(), net::RedisClient::Options{.host = r.host, .port = r.port});
   redis_limits = std::make_unique<policy::RedisLimiter>(
-      *redis, policy::RedisLimiter::Options{.timeout_ms = r.timeout.count(), .window_ms = settings->limits_window.count()});
+      *redis, policy::RedisLimiter::Options{.timeout_ms = r.timeout.count(), .window_ms = settings.limits_window.count()});
 }
 
-void WorkerContext::note_redis_transition() {
+void WorkerContext::note_redis_transition(WorkerGeneration& g) {
   bool opened = false;
-  if (!redis_limits->take_transition(opened)) return;
+  if (!g.redis_limits->take_transition(opened)) return;
   metrics.counter(fam.limits_breaker, {opened ? "open" : "closed"}).inc();
   std::fprintf(stderr, "sluice: redis limits %s (%s:%u)\n",
                opened ? "unavailable: circuit breaker open, applying on_failure" : "available again",
-               settings->redis.host.c_str(), settings->redis.port);
+               g.settings.redis.host.c_str(), g.settings.redis.port);
 }
 
 asio::awaitable<std::optional<WorkerLimits::Refusal>> WorkerContext::reserve_remote(RequestContext& rc) {
@@ -91,8 +97,9 @@ asio::awaitable<std::optional<WorkerLimits::Refusal>> WorkerContext::reserve_rem
   }
   if (limits.empty()) co_return std::nullopt;
 
-  const auto out = co_await redis_limits->reserve(limits, wall_ms);
-  note_redis_transition();
+  WorkerGeneration& g = *rc.gen;
+  const auto out = co_await g.redis_limits->reserve(limits, wall_ms);
+  note_redis_transition(g);
   using V = policy::RedisLimiter::Verdict;
   if (out.verdict == V::kAdmit) {
     Reservation& r = rc.reservation;
@@ -125,7 +132,7 @@ asio::awaitable<std::optional<WorkerLimits::Refusal>> WorkerContext::reserve_rem
   if (mode == F::kFailClosed)
     co_return WorkerLimits::Refusal{503, "limits_unavailable", "rate limits cannot be checked right now; retry shortly",
                                     1};
-  co_return caller_limits.reserve(rc, wall_ms * 1'000'000, wall_s);
+  co_return g.caller_limits.reserve(rc, wall_ms * 1'000'000, wall_s);
 }
 
 void WorkerContext::settle_remote(RequestContext& rc) {

@@ -41,6 +41,13 @@ const Price* Settings::price(std::string_view model) const {
   return nullptr;
 }
 
+bool Settings::uses_builtin_mock() const {
+  for (const auto& u : upstreams)
+    for (const auto& e : u.endpoints)
+      if (e.builtin_mock) return true;
+  return false;
+}
+
 const ModelRoute* Settings::route_without_model() const {
   if (const ModelRoute* r = find_model(""); r && r->name == "*") return r;
   return default_route ? &*default_route : nullptr;

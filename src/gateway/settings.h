@@ -225,6 +225,8 @@ struct Settings {
   // index built by index_models(); falls back to a linear scan when `models`
   // changed size since, so hand-built Settings (tests) work without it.
   const ModelRoute* find_model(std::string_view model) const;
+  // Whether an endpoint is the embedded mock model (builtin:mock).
+  bool uses_builtin_mock() const;
   // The route of a request that names no model: the "*" route, else the
   // default_upstream route, else nullptr.
   const ModelRoute* route_without_model() const;

@@ -1,15 +1,24 @@
 #include "gateway/shared_policy.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace sluice::gateway {
 
 namespace {
 
-std::unique_ptr<policy::ConcurrencyLimit> make_limit(const Concurrency& c) {
+using LimitPtr = SharedPolicy::LimitPtr;
+using OldLimits = std::unordered_map<std::string, LimitPtr>;
+
+// A limit for `scope`: the previous snapshot's, reconfigured, when it had one.
+LimitPtr make_limit(const Concurrency& c, const OldLimits& old, const std::string& scope) {
   if (!c.enabled()) return nullptr;
-  return std::make_unique<policy::ConcurrencyLimit>(
-      policy::ConcurrencyLimit::Options{c.max, c.queue, c.queue_timeout.count()});
+  const policy::ConcurrencyLimit::Options o{c.max, c.queue, c.queue_timeout.count()};
+  if (auto it = old.find(scope); it != old.end()) {
+    it->second->reconfigure(o);
+    return it->second;
+  }
+  return std::make_shared<policy::ConcurrencyLimit>(o);
 }
 
 // The index of `route` in s.models, or -1 (the default_upstream route).
@@ -20,19 +29,41 @@ ptrdiff_t route_index(const Settings& s, const ModelRoute* route) {
 
 }  // namespace
 
-SharedPolicy::SharedPolicy(const Settings& s) : global(make_limit(s.admission.concurrency)) {
-  for (const Upstream& u : s.upstreams) per_upstream.push_back(make_limit(u.concurrency));
-  for (const ModelRoute& m : s.models) per_model.push_back(make_limit(m.concurrency));
+SharedPolicy::SharedPolicy(const Settings& s, std::atomic<bool>* shedding_flag, const SharedPolicy* previous,
+                           const Settings* previous_settings)
+    : shedding(shedding_flag ? shedding_flag : &own_shedding_) {
+  OldLimits old;
+  if (previous && previous_settings)
+    for (auto& [scope, l] : previous->scopes(*previous_settings)) old.emplace(std::move(scope), std::move(l));
+  global = make_limit(s.admission.concurrency, old, "global");
+  for (const Upstream& u : s.upstreams) per_upstream.push_back(make_limit(u.concurrency, old, "upstream:" + u.name));
+  for (const ModelRoute& m : s.models) per_model.push_back(make_limit(m.concurrency, old, "model:" + m.name));
   auto caller = [](const Limits& l) {
     return l.max_concurrent ? Concurrency{.max = static_cast<uint32_t>(*l.max_concurrent), .queue = 0, .status = 429}
                             : Concurrency{};
   };
   for (const ApiKey& k : s.auth.keys) key_configs.push_back(caller(k.limits));
   for (const Team& t : s.auth.teams) team_configs.push_back(caller(t.limits));
-  for (const Concurrency& c : key_configs) per_key.push_back(make_limit(c));
-  for (const Concurrency& c : team_configs) per_team.push_back(make_limit(c));
+  for (size_t k = 0; k < key_configs.size(); ++k)
+    per_key.push_back(make_limit(key_configs[k], old, "key:" + s.auth.keys[k].id));
+  for (size_t t = 0; t < team_configs.size(); ++t)
+    per_team.push_back(make_limit(team_configs[t], old, "team:" + s.auth.teams[t].name));
   auto some = [](const auto& v) { return std::any_of(v.begin(), v.end(), [](const auto& l) { return l != nullptr; }); };
   any_limit = global || some(per_upstream) || some(per_model) || some(per_key) || some(per_team);
+}
+
+std::vector<std::pair<std::string, LimitPtr>> SharedPolicy::scopes(const Settings& s) const {
+  std::vector<std::pair<std::string, LimitPtr>> out;
+  if (global) out.emplace_back("global", global);
+  auto add = [&](const std::vector<LimitPtr>& v, const char* kind, auto name_of) {
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i]) out.emplace_back(std::string(kind) + ":" + name_of(i), v[i]);
+  };
+  add(per_upstream, "upstream", [&](size_t i) { return s.upstreams[i].name; });
+  add(per_model, "model", [&](size_t i) { return s.models[i].name; });
+  add(per_key, "key", [&](size_t i) { return s.auth.keys[i].id; });
+  add(per_team, "team", [&](size_t i) { return s.auth.teams[i].name; });
+  return out;
 }
 
 std::array<SharedPolicy::Gate, SharedPolicy::kGates> SharedPolicy::gates_for(const Settings& s,

@@ -59,8 +59,8 @@ bool gateway_owned_header(std::string_view name);
 // The stages in order: admit (drain, memory shedding), validate (path,
 // method, header rules), authenticate (API key -> principal), inspect (reads
 // the body), route (model, allow-lists), limit (concurrency, may wait in a
-// queue). `draining` is read by admit at
-// each request; `policy` may be null (no shedding, no limits).
-std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining, SharedPolicy* policy);
+// queue). `draining` is read by admit at each request; the shedding flag and
+// the limits come from the request's snapshot (RequestContext::policy).
+std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining);
 
 }  // namespace sluice::gateway

@@ -58,12 +58,12 @@ std::string models_list(const Settings& s) {
 
 class AdmitStage final : public Stage {
  public:
-  AdmitStage(const bool* draining, const SharedPolicy* policy) : draining_(draining), policy_(policy) {}
+  explicit AdmitStage(const bool* draining) : draining_(draining) {}
   std::string_view name() const override { return "admit"; }
   StageResult process(RequestContext& rc) override {
     if (draining_ && *draining_)
       return StageResult::error(503, "server_shutting_down", "the gateway is shutting down; retry elsewhere");
-    if (policy_ && policy_->shedding.load(std::memory_order_relaxed)) {
+    if (rc.policy && rc.policy->shedding->load(std::memory_order_relaxed)) {
       const auto& m = rc.settings->admission.memory;
       return StageResult::overloaded(503, "the gateway is over its memory high watermark; retry shortly",
                                      static_cast<int>((m.retry_after.count() + 999) / 1000));
@@ -73,7 +73,6 @@ class AdmitStage final : public Stage {
 
  private:
   const bool* draining_;
-  const SharedPolicy* policy_;
 };
 
 class ValidateStage final : public Stage {
@@ -130,8 +129,9 @@ class AuthenticateStage final : public Stage {
       return StageResult::error(401, "invalid_api_key",
                                 "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'");
     const auto digest = policy::key_digest(key);
-    if (rc.w) {
-      if (auto it = rc.w->verified_keys.find(digest); it != rc.w->verified_keys.end()) {
+    // The cache is the snapshot's: a key removed by a reload is not found there.
+    if (rc.gen) {
+      if (auto it = rc.gen->verified_keys.find(digest); it != rc.gen->verified_keys.end()) {
         rc.principal = &auth.keys[it->second];
         return StageResult::next();
       }
@@ -139,9 +139,9 @@ class AuthenticateStage final : public Stage {
     const ptrdiff_t i = auth.index.find(key, digest);
     if (i < 0) return StageResult::error(401, "invalid_api_key", "Incorrect API key provided");
     rc.principal = &auth.keys[static_cast<size_t>(i)];
-    if (rc.w) {
-      if (rc.w->verified_keys.size() >= WorkerContext::kKeyCacheMax) rc.w->verified_keys.clear();
-      rc.w->verified_keys.emplace(digest, static_cast<size_t>(i));
+    if (rc.gen) {
+      if (rc.gen->verified_keys.size() >= WorkerGeneration::kKeyCacheMax) rc.gen->verified_keys.clear();
+      rc.gen->verified_keys.emplace(digest, static_cast<size_t>(i));
     }
     return StageResult::next();
   }
@@ -240,12 +240,11 @@ class RouteStage final : public Stage {
 // queues the request (in order of arrival) up to its queue timeout.
 class LimitStage final : public Stage {
  public:
-  explicit LimitStage(SharedPolicy* policy) : policy_(policy) {}
   std::string_view name() const override { return "limit"; }
 
   StageResult process(RequestContext& rc) override {
-    if (policy_ && policy_->any_limit) {
-      const auto gates = policy_->gates_for(*rc.settings, rc.route, rc.principal);
+    if (rc.policy && rc.policy->any_limit) {
+      const auto gates = rc.policy->gates_for(*rc.settings, rc.route, rc.principal);
       for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
         policy::ConcurrencyLimit* l = gates[slots.next_gate].limit;
         if (!l) continue;
@@ -254,13 +253,13 @@ class LimitStage final : public Stage {
       }
     }
     rc.slots.next_gate = SharedPolicy::kGates;  // resume() goes straight to the caller's limits
-    if (rc.principal && rc.w && rc.w->redis_limits) return StageResult::suspend();  // one Redis round trip
+    if (rc.principal && rc.gen && rc.gen->redis_limits) return StageResult::suspend();  // one Redis round trip
     return charge_caller(rc);
   }
 
   boost::asio::awaitable<StageResult> resume(RequestContext& rc) override {
     const auto gates =
-        policy_ ? policy_->gates_for(*rc.settings, rc.route, rc.principal) : std::array<SharedPolicy::Gate, SharedPolicy::kGates>{};
+        rc.policy ? rc.policy->gates_for(*rc.settings, rc.route, rc.principal) : std::array<SharedPolicy::Gate, SharedPolicy::kGates>{};
     for (auto& slots = rc.slots; slots.next_gate < gates.size(); ++slots.next_gate) {
       const auto [l, config] = gates[slots.next_gate];
       if (!l) continue;
@@ -282,7 +281,7 @@ class LimitStage final : public Stage {
                               "; retry shortly",
           1);
     }
-    if (rc.principal && rc.w && rc.w->redis_limits) {
+    if (rc.principal && rc.w && rc.gen && rc.gen->redis_limits) {
       auto refusal = co_await rc.w->reserve_remote(rc);
       co_return refusal ? refused(std::move(*refusal)) : StageResult::next();
     }
@@ -299,13 +298,11 @@ class LimitStage final : public Stage {
   // The key's and team's rate limits and budgets: the request's estimated
   // cost is charged now and settled when it ends (caller_limits.h).
   static StageResult charge_caller(RequestContext& rc) {
-    if (!rc.principal || !rc.w) return StageResult::next();
+    if (!rc.principal || !rc.gen) return StageResult::next();
     const int64_t wall = rc.reservation.wall_us = wall_us();
-    auto refusal = rc.w->caller_limits.reserve(rc, wall * 1000, wall / 1'000'000);
+    auto refusal = rc.gen->caller_limits.reserve(rc, wall * 1000, wall / 1'000'000);
     return refusal ? refused(std::move(*refusal)) : StageResult::next();
   }
-
-  SharedPolicy* policy_;
 };
 
 }  // namespace
@@ -319,14 +316,14 @@ bool gateway_owned_header(std::string_view name) {
   return false;
 }
 
-std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining, SharedPolicy* policy) {
+std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining) {
   std::vector<std::unique_ptr<Stage>> v;
-  v.push_back(std::make_unique<AdmitStage>(draining, policy));
+  v.push_back(std::make_unique<AdmitStage>(draining));
   v.push_back(std::make_unique<ValidateStage>());
   v.push_back(std::make_unique<AuthenticateStage>());
   v.push_back(std::make_unique<InspectStage>());
   v.push_back(std::make_unique<RouteStage>());
-  v.push_back(std::make_unique<LimitStage>(policy));
+  v.push_back(std::make_unique<LimitStage>());
   return v;
 }
 

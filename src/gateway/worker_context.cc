@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <unordered_map>
 
 #include "core/clock.h"
 #include "http/error_body.h"
@@ -23,28 +24,60 @@ struct StatusLabel {
 
 asio::awaitable<void> handle_exchange(WorkerContext* w, http::Exchange& ex) { co_await w->handle(ex); }
 
-WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings> s, const SharedUpstreams& shared,
-                             obs::Shard& m, const GatewayMetrics& f, obs::AccessLogBuffer* l, SharedPolicy* policy,
-                             obs::AccessLogBuffer* a, size_t workers)
-    : ctx(c), settings(std::move(s)), metrics(m), fam(f), log(l), audit(a), caller_limits(*settings, workers),
-      stages(make_default_stages(&draining, policy)) {
-  const auto& ups = settings->upstreams;
+WorkerGeneration::WorkerGeneration(asio::io_context& ctx, std::shared_ptr<const Generation> g, size_t workers,
+                                   const WorkerGeneration* previous)
+    : shared(std::move(g)), settings(*shared->settings),
+      caller_limits(settings, workers, previous ? &previous->caller_limits : nullptr,
+                    previous ? &previous->settings : nullptr) {
+  // This worker's pools for endpoints that did not change, by identity.
+  std::unordered_map<std::string_view, std::shared_ptr<upstream::EndpointPool>> kept;
+  if (previous)
+    for (size_t u = 0; u < previous->pools.size(); ++u)
+      for (size_t e = 0; e < previous->pools[u].size(); ++e)
+        kept.emplace(previous->shared->endpoints[u][e].pool_key, previous->pools[u][e]);
+  const auto& ups = settings.upstreams;
   pools.resize(ups.size());
   pool_views.resize(ups.size());
   rr.assign(ups.size(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(this) >> 6));
   for (size_t u = 0; u < ups.size(); ++u) {
-    for (size_t e = 0; e < shared.targets[u].size(); ++e) {
-      pools[u].push_back(std::make_unique<upstream::EndpointPool>(ctx.get_executor(), shared.targets[u][e],
-                                                                   shared.tls[u], ups[u].max_idle_per_endpoint,
-                                                                   shared.health[u][e].get()));
-      pool_views[u].push_back(pools[u].back().get());
+    for (size_t e = 0; e < shared->endpoints[u].size(); ++e) {
+      const GenerationEndpoint& ge = shared->endpoints[u][e];
+      std::shared_ptr<upstream::EndpointPool> pool;
+      if (auto it = kept.find(ge.pool_key); it != kept.end()) pool = it->second;
+      else pool = std::make_shared<upstream::EndpointPool>(ctx.get_executor(), ge.target, shared->tls[u],
+                                                           ups[u].max_idle_per_endpoint, ge.health.get());
+      pool_views[u].push_back(pool.get());
+      pools[u].push_back(std::move(pool));
     }
   }
-  for (const auto& u : ups)
+  start_redis(ctx, previous);
+}
+
+WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Generation> generation, obs::Shard& m,
+                             const GatewayMetrics& f, obs::AccessLogBuffer* l, obs::AccessLogBuffer* a, size_t workers)
+    : ctx(c), metrics(m), fam(f), log(l), audit(a), stages(make_default_stages(&draining)), workers_(workers) {
+  handler = [this](http::Exchange& ex) { return handle_exchange(this, ex); };
+  adopt(std::move(generation));
+}
+
+void WorkerContext::adopt(std::shared_ptr<const Generation> generation) {
+  const WorkerGeneration* previous = gen.get();
+  gen = std::make_shared<WorkerGeneration>(ctx, std::move(generation), workers_, previous);
+  register_metrics(gen->settings);
+  apply_server_options(gen->settings);
+}
+
+// Series that should read 0 rather than be absent before the first event.
+void WorkerContext::register_metrics(const Settings& s) {
+  for (const auto& u : s.upstreams)
     for (std::string_view kind : kUpstreamErrorKinds) metrics.counter(fam.upstream_errors, {u.name, kind});
-  for (std::string_view rule : settings->admission.header_rules.labels()) metrics.counter(fam.header_rejections, {rule});
-  start_redis();
-  const auto& srv = settings->server;
+  for (std::string_view rule : s.admission.header_rules.labels()) metrics.counter(fam.header_rejections, {rule});
+}
+
+// Limits and timeouts of client connections: each connection reads them as
+// it goes, so a reload reaches the open ones too.
+void WorkerContext::apply_server_options(const Settings& s) {
+  const auto& srv = s.server;
   server_opts.limits.max_header_bytes = srv.max_header_bytes;
   server_opts.limits.max_headers = srv.max_headers;
   server_opts.header_timeout_ms = srv.header_timeout.count();
@@ -53,10 +86,9 @@ WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Settings
   server_opts.body_deadline_ms = srv.body_timeout.count();
   server_opts.min_body_rate = srv.min_body_rate;
   server_opts.min_body_rate_grace_ms = srv.min_body_rate_grace.count();
-  server_opts.write_stall_ms = settings->default_timeouts.client_stall.count();
+  server_opts.write_stall_ms = s.default_timeouts.client_stall.count();
   server_opts.http2 = srv.http2;
   server_opts.h2 = srv.h2;
-  handler = [this](http::Exchange& ex) { return handle_exchange(this, ex); };
 }
 
 void WorkerContext::on_connection_open(std::string_view protocol) {
@@ -128,7 +160,9 @@ void WorkerContext::cut_live_requests(const char* reason, bool force) {
 }
 
 asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
-  RequestContext rc(ex, this, settings);
+  // The request shares ownership of the snapshot it starts with: a reload
+  // meanwhile changes nothing for it.
+  RequestContext rc(ex, this, std::shared_ptr<const Settings>(gen, &gen->settings), gen.get(), gen->shared->policy.get());
   link(rc);
   metrics.gauge(fam.streams).add(1);
   bool answered = false;
@@ -167,7 +201,7 @@ asio::awaitable<void> reply_locally(RequestContext& rc, StageResult r) {
     headers.push_back({"retry-after", std::string_view(retry, static_cast<size_t>(end - retry))});
   }
   std::string limit_storage;
-  if (rc.principal) rc.w->caller_limits.rate_limit_headers(rc, limit_storage, headers);
+  if (rc.principal) rc.gen->caller_limits.rate_limit_headers(rc, limit_storage, headers);
   rc.bytes_out = body.size();
   (void)co_await rc.ex.respond(r.status, headers, body);
 }
@@ -196,7 +230,7 @@ void WorkerContext::settle(RequestContext& rc) {
   if (rc.cut) rc.error_code = rc.cut;
   if (rc.reservation.active) {
     const int64_t wall = rc.reservation.wall_us;  // the window it was charged in
-    caller_limits.settle(rc, wall * 1000, wall / 1'000'000);
+    rc.gen->caller_limits.settle(rc, wall * 1000, wall / 1'000'000);
   }
   settle_remote(rc);
   // Labels come from the configuration, never from raw client input: a route's

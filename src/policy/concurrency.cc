@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -26,9 +27,10 @@ void ConcurrencyLimit::Wait::cancel() {
 }
 
 bool ConcurrencyLimit::try_acquire() {
-  if (opts_.max == 0) return true;
+  const uint32_t max = max_.load(std::memory_order_relaxed);
+  if (max == 0) return true;
   uint32_t n = active_.load(std::memory_order_relaxed);
-  while (n < opts_.max)
+  while (n < max)
     if (active_.compare_exchange_weak(n, n + 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
   return false;
 }
@@ -45,11 +47,11 @@ asio::awaitable<ConcurrencyLimit::Outcome> ConcurrencyLimit::acquire(asio::any_i
     std::lock_guard lock(mu_);
     // Again under the lock: a release that found no waiter has freed a slot.
     if (try_acquire()) co_return Outcome::kAcquired;
-    if (waiters_.size() >= opts_.queue) co_return Outcome::kQueueFull;
+    if (waiters_.size() >= queue_.load(std::memory_order_relaxed)) co_return Outcome::kQueueFull;
     waiters_.push_back(st);
   }
   wait.state_ = st;
-  st->timer.expires_after(std::chrono::milliseconds(opts_.queue_timeout_ms));
+  st->timer.expires_after(std::chrono::milliseconds(queue_timeout_ms_.load(std::memory_order_relaxed)));
   (void)co_await st->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   wait.state_.reset();
   std::lock_guard lock(mu_);
@@ -58,12 +60,35 @@ asio::awaitable<ConcurrencyLimit::Outcome> ConcurrencyLimit::acquire(asio::any_i
   co_return st->cancelled ? Outcome::kCancelled : Outcome::kTimedOut;
 }
 
+ConcurrencyLimit::Options ConcurrencyLimit::options() const {
+  return {max_.load(std::memory_order_relaxed), queue_.load(std::memory_order_relaxed),
+          queue_timeout_ms_.load(std::memory_order_relaxed)};
+}
+
+void ConcurrencyLimit::reconfigure(Options o) {
+  if (o.max == 0) return;  // see the header: a limit is never turned off in place
+  std::vector<std::shared_ptr<Wait::State>> admitted;
+  {
+    std::lock_guard lock(mu_);
+    max_.store(o.max, std::memory_order_relaxed);
+    queue_.store(o.queue, std::memory_order_relaxed);
+    queue_timeout_ms_.store(o.queue_timeout_ms, std::memory_order_relaxed);
+    // Room made by a raised limit goes to the oldest waiters first.
+    while (!waiters_.empty() && try_acquire()) {
+      admitted.push_back(std::move(waiters_.front()));
+      waiters_.pop_front();
+      admitted.back()->granted = true;
+    }
+  }
+  for (auto& w : admitted) asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+}
+
 void ConcurrencyLimit::release() {
-  if (opts_.max == 0) return;
+  if (max_.load(std::memory_order_relaxed) == 0) return;
   std::shared_ptr<Wait::State> next;
   {
     std::lock_guard lock(mu_);
-    if (waiters_.empty()) {
+    if (waiters_.empty() || active_.load(std::memory_order_relaxed) > max_.load(std::memory_order_relaxed)) {
       active_.fetch_sub(1, std::memory_order_release);
       return;
     }

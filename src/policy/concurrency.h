@@ -39,7 +39,8 @@ class ConcurrencyLimit {
     std::shared_ptr<State> state_;
   };
 
-  explicit ConcurrencyLimit(Options o) : opts_(o) {}
+  explicit ConcurrencyLimit(Options o)
+      : max_(o.max), queue_(o.queue), queue_timeout_ms_(o.queue_timeout_ms) {}
   ConcurrencyLimit(const ConcurrencyLimit&) = delete;
   ConcurrencyLimit& operator=(const ConcurrencyLimit&) = delete;
 
@@ -50,10 +51,17 @@ class ConcurrencyLimit {
 
   uint32_t active() const { return active_.load(std::memory_order_relaxed); }
   size_t queued() const;
-  const Options& options() const { return opts_; }
+  Options options() const;
+  // A config reload: the new limits apply at once to the requests that come
+  // next; those holding a slot keep it. A raised limit lets waiters in; over
+  // a lowered one, released slots are not passed on until under it again.
+  // (A limit turned off is not reconfigured to 0: the next snapshot has none.)
+  void reconfigure(Options o);
 
  private:
-  Options opts_;
+  std::atomic<uint32_t> max_;
+  std::atomic<uint32_t> queue_;
+  std::atomic<int64_t> queue_timeout_ms_;
   std::atomic<uint32_t> active_{0};
   mutable std::mutex mu_;
   std::deque<std::shared_ptr<Wait::State>> waiters_;  // oldest first

@@ -34,6 +34,9 @@ class SlidingWindow {
   // Settles a reservation: adds (or, negative, removes) the difference.
   void adjust(int64_t now_ns, int64_t delta);
   uint64_t limit() const { return limit_; }
+  int64_t window_ns() const { return window_ns_; }
+  // A config reload: the count so far is kept, the new limit applies to what comes next.
+  void set_limit(uint64_t limit) { limit_ = limit; }
   uint64_t remaining(int64_t now_ns);
   // Nanoseconds until `cost` would fit (0 when it fits now); for Retry-After
   // and x-ratelimit-reset-*. A cost above the limit never fits: a window.
@@ -64,6 +67,8 @@ class Budget {
   void adjust(int64_t wall_s, int64_t delta);
   uint64_t used(int64_t wall_s);
   uint64_t limit() const { return limit_; }
+  Period period() const { return period_; }
+  void set_limit(uint64_t limit) { limit_ = limit; }  // a config reload: spend so far is kept
   // Seconds until the window resets.
   int64_t reset_in(int64_t wall_s) const;
   // Spend carried over from before a restart (state file), for the window

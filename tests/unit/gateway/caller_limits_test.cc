@@ -51,6 +51,45 @@ TEST(CallerLimits, ReservationsThatDoNotFitAreRefused) {
   EXPECT_EQ(refusal->code, "rate_limit_exceeded");
 }
 
+TEST(CallerLimits, AReloadKeepsCountsAndAppliesNewLimits) {
+  Fixture f(Limits{.rpm = 3, .tpm = 1000}, Limits{});
+  WorkerLimits w(*f.s, 1);
+  auto ex = std::make_unique<testing::FakeExchange>(f.ctx, "POST", "/v1/chat/completions",
+                                                    std::vector<std::pair<std::string, std::string>>{}, "");
+  RequestContext a(*ex, nullptr, f.s);
+  a.principal = &f.s->auth.keys[0];
+  a.info.model = "m";
+  a.info.estimated_prompt_tokens = 100;
+  a.info.max_tokens = 500;
+  ASSERT_FALSE(w.reserve(a, kT0, kWall).has_value());  // 1 request, 600 tokens
+
+  // The same key with a higher tpm, a new key, the team gone.
+  auto next = std::make_shared<Settings>(*f.s);
+  next->auth.keys[0].limits.tpm = 1200;
+  next->auth.keys[0].team_index = static_cast<size_t>(-1);
+  next->auth.keys.push_back(ApiKey{.id = "new", .limits = Limits{.rpm = 1}});
+  next->auth.teams.clear();
+  WorkerLimits w2(*next, 1, &w, f.s.get());
+  auto old = f.s;
+  f.s = next;
+  // 600 of 1200 used (carried over): 500 more fits, 700 would not.
+  ASSERT_TRUE(w2.reserve(f.request(0, 700), kT0 + 1, kWall).has_value());
+  ASSERT_FALSE(w2.reserve(f.request(0, 500), kT0 + 1, kWall).has_value());  // 1100
+  // The request reserved under the old snapshot settles into the same
+  // counters: 500 refunded, so 600 fits now.
+  a.usage.prompt_tokens = 100;
+  a.usage.completion_tokens = 0;
+  w.settle(a, kT0 + 2, kWall);
+  ASSERT_FALSE(w2.reserve(f.request(0, 600), kT0 + 3, kWall).has_value());
+  // Three requests in this minute, two of them before the reload: rpm 3 is reached.
+  auto refusal = w2.reserve(f.request(0, 1), kT0 + 4, kWall);
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_NE(refusal->message.find("requests per minute (3)"), std::string::npos) << refusal->message;
+  RequestContext& c = f.request(0, 600);
+  c.principal = &f.s->auth.keys[1];
+  EXPECT_FALSE(w2.reserve(c, kT0 + 5, kWall).has_value());  // the new key starts empty
+}
+
 TEST(CallerLimits, SettlingFreesWhatWasNotUsed) {
   Fixture f(Limits{.tpm = 1000}, Limits{});
   WorkerLimits w(*f.s, 1);

@@ -56,8 +56,8 @@ Outcome run(std::shared_ptr<Settings> s, const Case& c, bool draining = false, R
   static std::unique_ptr<FakeExchange> ex;
   static std::unique_ptr<RequestContext> rc;
   ex = std::make_unique<FakeExchange>(ctx, c.method, c.path, c.headers, c.body);
-  rc = std::make_unique<RequestContext>(*ex, nullptr, s);
-  auto stages = make_default_stages(&draining, policy);
+  rc = std::make_unique<RequestContext>(*ex, nullptr, s, nullptr, policy);
+  auto stages = make_default_stages(&draining);
   Outcome out;
   asio::co_spawn(ctx, run_stages(&stages, rc.get(), &out), asio::detached);
   ctx.run();
@@ -262,13 +262,13 @@ TEST(Stages, MemorySheddingAnswers503WithRetryAfter) {
   auto s = settings_with({ModelRoute{.name = "*"}});
   s->admission.memory.retry_after = std::chrono::milliseconds(2500);
   SharedPolicy policy(*s);
-  policy.shedding = true;
+  *policy.shedding = true;
   Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);
   EXPECT_EQ(o.result.status, 503);
   EXPECT_EQ(o.result.code, "overloaded");
   EXPECT_EQ(o.result.retry_after_s, 3);
   EXPECT_EQ(o.last_stage, "admit");
-  policy.shedding = false;
+  *policy.shedding = false;
   o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
 }

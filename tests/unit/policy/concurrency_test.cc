@@ -65,6 +65,44 @@ TEST(ConcurrencyLimit, SlotsWithoutWaitingThenQueueThenRejection) {
   EXPECT_EQ(l.active(), 0u);
 }
 
+TEST(ConcurrencyLimit, ReconfiguredByAReload) {
+  // A raised limit lets the oldest waiters in at once; a lowered one is not
+  // passed on by releases until the count is under it.
+  ConcurrencyLimit l({.max = 2, .queue = 4, .queue_timeout_ms = 5000});
+  ASSERT_TRUE(l.try_acquire());
+  ASSERT_TRUE(l.try_acquire());
+  asio::io_context ctx;
+  std::vector<Waiter> w(3);
+  std::vector<int> order;
+  for (int i = 0; i < 3; ++i) asio::co_spawn(ctx, wait_for(&l, &w[i], &order, i), asio::detached);
+  ctx.run_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(l.queued(), 3u);
+  l.reconfigure({.max = 4, .queue = 4, .queue_timeout_ms = 5000});
+  ctx.restart();
+  ctx.run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(order, (std::vector<int>{0, 1}));  // two more slots, to the two oldest
+  EXPECT_EQ(l.active(), 4u);
+  EXPECT_EQ(l.queued(), 1u);
+
+  l.reconfigure({.max = 2, .queue = 4, .queue_timeout_ms = 5000});
+  EXPECT_EQ(l.options().max, 2u);
+  l.release();  // 4 -> 3: over the new limit, so the waiter is not let in
+  ctx.restart();
+  ctx.run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(order.size(), 2u);
+  EXPECT_EQ(l.active(), 3u);
+  l.release();  // 3 -> 2: still not under it
+  l.release();  // at 2 with a waiter: the slot passes to it
+  ctx.restart();
+  ctx.run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(l.active(), 2u);
+  EXPECT_FALSE(l.try_acquire());
+  l.release();
+  l.release();
+  EXPECT_EQ(l.active(), 0u);
+}
+
 TEST(ConcurrencyLimit, QueueTimeoutAndCancel) {
   ConcurrencyLimit l({.max = 1, .queue = 2, .queue_timeout_ms = 30});
   ASSERT_TRUE(l.try_acquire());
