@@ -3,7 +3,7 @@ JOBS ?= 2
 PYTEST := /usr/bin/python3 -m pytest
 CMAKE_GEN := -G Ninja
 
-.PHONY: all bootstrap build run test test-release test-asan test-tsan fuzz-smoke fuzz bench-quick clean
+.PHONY: all bootstrap build run image test test-release test-asan test-tsan fuzz-smoke fuzz bench-quick clean
 
 all: build
 
@@ -37,6 +37,11 @@ run: build
 	@echo "  curl http://127.0.0.1:9901/metrics"
 	@echo
 	exec build/bin/sluice
+
+# The container image from the release binary: sluice:latest and sluice:<version>,
+# FROM scratch, no registry pull (deploy/README.md says how to run it here).
+image: build
+	deploy/build-image build/bin/sluice
 
 # Everything: unit + end-to-end in release, a smoke run of the benchmark runner (well-formed results only),
 # the same tests again under ASan+UBSan, then a fuzz smoke run.
