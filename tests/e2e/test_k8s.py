@@ -144,6 +144,8 @@ def test_renders(target):
         assert "ServiceMonitor" in kinds
     for d in docs:
         assert d["metadata"].get("name"), d
+    for dep in find(docs, "Deployment"):
+        assert selects(dep["spec"]["selector"]["matchLabels"], dep["spec"]["template"]["metadata"]["labels"]), dep
 
 
 @pytest.mark.parametrize("target", TARGETS)
