@@ -11,6 +11,7 @@
 #include "control/version.h"
 #include "gateway/gateway.h"
 #include "mock/mock_handler.h"
+#include "net/handover.h"
 
 namespace {
 
@@ -78,12 +79,21 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // A successor of a binary upgrade takes over the sockets it was handed.
+  auto handed = sluice::net::take_handed_sockets();
+  if (!handed) {
+    std::fprintf(stderr, "sluice: %s\n", handed.status().message().c_str());
+    return 1;
+  }
   static const sluice::mock::MockOptions mock_options;
   sluice::gateway::GatewayOptions opts;
   opts.port_file = port_file;
   opts.builtin_backend = [](sluice::http::Exchange& ex) { return serve_mock(&mock_options, ex); };
   // A reload reads the same file with the same command-line overrides.
   opts.config_path = config_file;
+  opts.handed = std::move(*handed);
+  opts.executable = sluice::net::current_executable();
+  opts.argv.assign(argv, argv + argc);
   opts.load_config = [config_file, load]() {
     return config_file.empty() ? sluice::control::load_embedded_default(load)
                                : sluice::control::load_config_file(config_file, load);

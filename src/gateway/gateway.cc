@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -115,7 +116,7 @@ Status Gateway::start() {
 
   auto ep = net::parse_listen_address(s.server.listen);
   if (!ep) return ep.status();
-  auto api = http::HttpListener::open(ctxs, *ep);
+  auto api = open_listener(ctxs, *ep, options_.handed.api);
   if (!api) return api.status();
   api_ = std::move(*api);
 
@@ -130,14 +131,14 @@ Status Gateway::start() {
     tls_ = std::move(*tls);
     auto tep = net::parse_listen_address(s.server.tls.listen);
     if (!tep) return tep.status();
-    auto tl = http::HttpListener::open(ctxs, *tep);
+    auto tl = open_listener(ctxs, *tep, options_.handed.tls);
     if (!tl) return tl.status();
     tls_listener_ = std::move(*tl);
   }
 
   auto admin_ep = net::parse_listen_address(s.server.admin_listen);
   if (!admin_ep) return admin_ep.status();
-  auto admin = http::HttpListener::open({&main_ctx_}, *admin_ep);
+  auto admin = open_listener({&main_ctx_}, *admin_ep, options_.handed.admin);
   if (!admin) return admin.status();
   admin_ = std::move(*admin);
 
@@ -169,6 +170,12 @@ Status Gateway::start() {
     Status ps = write_port_file();
     if (!ps) return ps;
   }
+  if (options_.handed.ready_fd >= 0) {
+    // A successor: the old process stops accepting and drains once told.
+    net::report_ready(options_.handed.ready_fd);
+    options_.handed.ready_fd = -1;
+    std::fprintf(stderr, "sluice: took over the listening sockets (binary upgrade); serving\n");
+  }
   std::fprintf(stderr, "sluice: listening on %s (port %u), admin on port %u, %zu workers, config %s\n",
                s.server.listen.c_str(), api_port(), admin_port(), workers_.size(), s.source.c_str());
   return Status::ok();
@@ -178,7 +185,8 @@ Status Gateway::write_port_file() const {
   std::string tmp = options_.port_file + ".tmp";
   {
     std::ofstream f(tmp);
-    f << "{\"api\":" << api_port() << ",\"admin\":" << admin_port() << ",\"tls\":" << tls_port() << "}\n";
+    f << "{\"api\":" << api_port() << ",\"admin\":" << admin_port() << ",\"tls\":" << tls_port()
+      << ",\"pid\":" << ::getpid() << "}\n";
     if (!f) return Status(Errc::kIo, "cannot write " + tmp);
   }
   if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0)
@@ -220,7 +228,14 @@ asio::awaitable<void> cut_worker(WorkerContext* w, bool force) {
 asio::awaitable<void> wait_for_signal_then_drain(Gateway* g, asio::io_context* ctx, std::chrono::milliseconds deadline) {
   asio::signal_set signals(*ctx, SIGINT, SIGTERM);
   auto [ec, sig] = co_await signals.async_wait(kNoThrow);
+  if (ec || g->draining()) co_return;  // an upgrade already drains
   std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig, static_cast<long long>(deadline.count()));
+  co_await drain_then_stop(g, ctx, deadline);
+}
+
+}  // namespace
+
+asio::awaitable<void> drain_then_stop(Gateway* g, asio::io_context* ctx, std::chrono::milliseconds deadline) {
   g->begin_drain();
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (!g->drained() && std::chrono::steady_clock::now() < until) co_await sleep_for(20ms);
@@ -237,8 +252,6 @@ asio::awaitable<void> wait_for_signal_then_drain(Gateway* g, asio::io_context* c
   }
   ctx->stop();
 }
-
-}  // namespace
 
 void Gateway::begin_drain() {
   if (draining_.exchange(true)) return;
@@ -425,14 +438,15 @@ void Gateway::reload_certificates(const char* why) {
 namespace {
 
 // SIGHUP reloads the configuration (certificates included); SIGUSR1 reopens
-// the log files. Neither ever stops the gateway.
+// the log files; SIGUSR2 upgrades to the binary now at our path.
 asio::awaitable<void> handle_control_signals(Gateway* g, asio::io_context* ctx) {
-  asio::signal_set signals(*ctx, SIGHUP, SIGUSR1);
+  asio::signal_set signals(*ctx, SIGHUP, SIGUSR1, SIGUSR2);
   for (;;) {
     auto [ec, sig] = co_await signals.async_wait(kNoThrow);
     if (ec) co_return;
     if (sig == SIGHUP) (void)g->reload("SIGHUP");
-    else g->reopen_logs();
+    else if (sig == SIGUSR1) g->reopen_logs();
+    else asio::co_spawn(*ctx, g->upgrade("SIGUSR2"), asio::detached);
   }
 }
 
@@ -471,6 +485,11 @@ int Gateway::run() {
 asio::awaitable<void> Gateway::admin_handle(http::Exchange& ex) {
   std::string_view path = ex.request().path();
   std::array<http::Header, 1> json{{{"content-type", "application/json"}}};
+  auto json_escape = [](std::string_view v) {
+    std::string out;
+    json_escape_append(out, v);
+    return out;
+  };
   if (path == "/healthz") {
     (void)co_await ex.respond(200, json, "{\"status\":\"ok\"}\n");
   } else if (path == "/readyz") {
@@ -485,11 +504,6 @@ asio::awaitable<void> Gateway::admin_handle(http::Exchange& ex) {
       co_return;
     }
     const ReloadOutcome r = reload("POST /admin/reload");
-    auto json_escape = [](std::string_view v) {
-      std::string out;
-      json_escape_append(out, v);
-      return out;
-    };
     std::string body = r.ok ? "{\"status\":\"reloaded\"" : "{\"status\":\"rejected\"";
     body += ",\"generation\":" + std::to_string(r.generation);
     if (!r.ok) body += ",\"error\":\"" + json_escape(r.error) + "\"";
@@ -497,6 +511,17 @@ asio::awaitable<void> Gateway::admin_handle(http::Exchange& ex) {
     for (size_t i = 0; i < r.notes.size(); ++i) body += (i ? ",\"" : "\"") + json_escape(r.notes[i]) + "\"";
     body += "]}\n";
     (void)co_await ex.respond(r.ok ? 200 : 400, json, body);
+  } else if (path == "/admin/upgrade") {
+    if (ex.request().method != "POST") {
+      std::array<http::Header, 2> allow{{{"content-type", "application/json"}, {"allow", "POST"}}};
+      (void)co_await ex.respond(405, allow, http::error_body("use POST", "invalid_request_error", "method_not_allowed"));
+      co_return;
+    }
+    // Answered once the new process serves (or failed): this one drains next.
+    const UpgradeOutcome u = co_await upgrade("POST /admin/upgrade");
+    std::string body = u.ok ? "{\"status\":\"upgraded\",\"pid\":" + std::to_string(u.pid) + "}\n"
+                            : "{\"status\":\"failed\",\"error\":\"" + json_escape(u.error) + "\"}\n";
+    (void)co_await ex.respond(u.ok ? 200 : 500, json, body);
   } else if (path == "/metrics") {
     update_scrape_gauges();
     std::string body = registry_.render_prometheus();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "gateway/worker_context.h"
 #include "http/exchange.h"
 #include "http/listener.h"
+#include "net/handover.h"
 #include "net/tls_server.h"
 #include "net/worker_pool.h"
 #include "obs/access_log.h"
@@ -34,6 +36,19 @@ struct GatewayOptions {
   std::function<Result<Settings>()> load_config;
   // The configuration file, watched for changes (empty: nothing to watch).
   std::string config_path;
+  // A binary upgrade: the listening sockets the previous process handed over.
+  net::HandedSockets handed;
+  // What a successor is started as: this binary's path and arguments.
+  std::string executable;
+  std::vector<std::string> argv;
+  // How long a successor has to report ready before the upgrade is abandoned.
+  std::chrono::milliseconds upgrade_timeout{30000};
+};
+
+struct UpgradeOutcome {
+  bool ok = false;
+  pid_t pid = 0;  // the new process
+  std::string error;
 };
 
 // What a configuration reload did (POST /admin/reload answers with it).
@@ -69,6 +84,11 @@ class Gateway {
   // Loads, validates and publishes the configuration again (SIGHUP, a change
   // of the file, POST /admin/reload). A bad file changes nothing. Main thread.
   ReloadOutcome reload(const char* why);
+  // SIGUSR2, POST /admin/upgrade: starts the binary now at our path with the
+  // listening sockets, waits until it serves, then drains this process (and
+  // stops it). If the new one fails to start, this one goes on serving.
+  boost::asio::awaitable<UpgradeOutcome> upgrade(const char* why);
+  bool draining() const { return draining_; }
   // SIGUSR1: the access and audit log files are opened again (logrotate).
   void reopen_logs();
   // The configuration file changed on disk (the watcher): reloads when its
@@ -92,6 +112,11 @@ class Gateway {
   static size_t file_hash(const std::string& path);  // of the file's content; 0: unreadable
   Status write_port_file() const;
   Status start_mock();
+  // Takes over handed-over sockets for `ep` when there are (and they are on
+  // that address), else binds new ones.
+  Result<std::unique_ptr<http::HttpListener>> open_listener(const std::vector<boost::asio::io_context*>& ctxs,
+                                                            const boost::asio::ip::tcp::endpoint& ep,
+                                                            std::vector<int>& handed);
   Status move_listener(const std::string& listen, std::unique_ptr<http::HttpListener>& listener,
                        const net::TlsServer* tls);
   void update_scrape_gauges();
@@ -128,9 +153,14 @@ class Gateway {
   http::ServerOptions admin_opts_;
   http::Handler admin_handler_;
   std::atomic<bool> draining_{false};
+  bool upgrading_ = false;  // main thread
   std::atomic<bool> started_{false};
   std::atomic<size_t> drained_workers_{0};
 };
+
+// Drains `g` (up to `deadline`, then cuts what is left) and stops `ctx`.
+boost::asio::awaitable<void> drain_then_stop(Gateway* g, boost::asio::io_context* ctx,
+                                             std::chrono::milliseconds deadline);
 
 // Reloads `g` when the configuration file at `path` changes (inotify on its
 // directory, debounced). Runs on the main thread's context.

@@ -75,6 +75,9 @@ GatewayMetrics::GatewayMetrics(obs::Registry& r)
       config_generation(r.gauge("sluice_config_generation", "The configuration snapshot running (1 at start, +1 per reload).")),
       config_reload_time(r.gauge("sluice_config_last_reload_success_timestamp_seconds",
                                  "When the running configuration was loaded (Unix time).")),
+      upgrades(r.counter("sluice_upgrades_total",
+                         "Binary upgrades started here, by result (ok: the new process serves; failed: this one goes on).",
+                         {"result"})),
       log_reopens(r.counter("sluice_log_reopens_total", "Log files opened again on SIGUSR1, by result.", {"result"})) {}
 
 }  // namespace sluice::gateway

@@ -49,6 +49,7 @@ struct GatewayMetrics {
   obs::CounterFamily config_reloads;    // {result}: ok | rejected
   obs::GaugeFamily config_generation;
   obs::GaugeFamily config_reload_time;
+  obs::CounterFamily upgrades;          // {result}: ok | failed
   obs::CounterFamily log_reopens;       // {result}: ok | failed
 };
 

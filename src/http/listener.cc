@@ -1,5 +1,11 @@
 #include "http/listener.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -119,22 +125,70 @@ Result<std::unique_ptr<HttpListener>> HttpListener::open(const std::vector<asio:
     auto acc = net::open_listener(*ctx, bind_ep, /*reuse_port=*/true);
     if (!acc) return acc.status();
     if (bind_ep.port() == 0) bind_ep.port(acc->local_endpoint().port());  // the rest share the picked port
+    l->worker_of_.push_back(l->acceptors_.size());
     l->acceptors_.push_back(std::make_unique<asio::ip::tcp::acceptor>(std::move(*acc)));
-    l->contexts_.push_back(nullptr);
   }
+  l->contexts_.resize(ctxs.size());
   l->port_ = bind_ep.port();
   return l;
 }
 
+Result<std::unique_ptr<HttpListener>> HttpListener::adopt(const std::vector<asio::io_context*>& ctxs,
+                                                          const std::vector<int>& fds) {
+  if (fds.empty() || ctxs.empty()) return Status(Errc::kInvalid, "no listening socket to take over");
+  auto l = std::make_unique<HttpListener>();
+  for (size_t j = 0; j < fds.size(); ++j) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fds[j], reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+      return Status(Errc::kIo, "inherited socket " + std::to_string(fds[j]) + ": " + std::strerror(errno));
+    const auto protocol = ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+    auto acc = std::make_unique<asio::ip::tcp::acceptor>(*ctxs[j % ctxs.size()]);
+    boost::system::error_code ec;
+    acc->assign(protocol, fds[j], ec);
+    if (ec) return Status(Errc::kIo, "inherited socket " + std::to_string(fds[j]) + ": " + ec.message());
+    l->worker_of_.push_back(j % ctxs.size());
+    l->acceptors_.push_back(std::move(acc));
+  }
+  const asio::ip::tcp::endpoint ep = l->acceptors_.front()->local_endpoint();
+  for (size_t i = fds.size(); i < ctxs.size(); ++i) {
+    auto acc = net::open_listener(*ctxs[i], ep, /*reuse_port=*/true);
+    if (!acc) return acc.status();
+    l->worker_of_.push_back(i);
+    l->acceptors_.push_back(std::make_unique<asio::ip::tcp::acceptor>(std::move(*acc)));
+  }
+  l->contexts_.resize(ctxs.size());
+  l->port_ = ep.port();
+  return l;
+}
+
+asio::ip::tcp::endpoint HttpListener::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptors_.front()->local_endpoint(ec);
+}
+
+std::vector<int> HttpListener::native_handles() const {
+  std::vector<int> fds;
+  for (const auto& a : acceptors_)
+    if (a->is_open()) fds.push_back(a->native_handle());
+  return fds;
+}
+
 void HttpListener::start(size_t i, ServeContext ctx) {
   contexts_[i] = std::make_unique<ServeContext>(ctx);
-  asio::co_spawn(acceptors_[i]->get_executor(), accept_loop(acceptors_[i].get(), contexts_[i].get()),
-                 asio::detached);
+  for (size_t j = 0; j < acceptors_.size(); ++j)
+    if (worker_of_[j] == i)
+      asio::co_spawn(acceptors_[j]->get_executor(), accept_loop(acceptors_[j].get(), contexts_[i].get()),
+                     asio::detached);
 }
 
 void HttpListener::close(size_t i) {
-  boost::system::error_code ec;
-  acceptors_[i]->close(ec);
+  for (size_t j = 0; j < acceptors_.size(); ++j) {
+    if (worker_of_[j] != i || !acceptors_[j]->is_open()) continue;
+    boost::system::error_code ec;
+    const int fd = acceptors_[j]->release(ec);  // out of the poller; a pending accept ends (operation_aborted)
+    if (!ec && fd >= 0) ::close(fd);
+  }
 }
 
 }  // namespace sluice::http

@@ -21,16 +21,27 @@ class HttpListener {
  public:
   static Result<std::unique_ptr<HttpListener>> open(const std::vector<asio::io_context*>& ctxs,
                                                     const asio::ip::tcp::endpoint& ep);
+  // Takes over listening sockets another sluice handed over (a binary
+  // upgrade): the very sockets, so no connection waiting in their queues is
+  // lost. Socket j is served by worker j % workers; a worker left without
+  // one gets a new socket on the same address (SO_REUSEPORT).
+  static Result<std::unique_ptr<HttpListener>> adopt(const std::vector<asio::io_context*>& ctxs,
+                                                     const std::vector<int>& fds);
   uint16_t port() const { return port_; }
-  size_t size() const { return acceptors_.size(); }
-  // Starts accepting on acceptor i. Call before the worker runs, or on its thread.
+  asio::ip::tcp::endpoint local_endpoint() const;
+  // The listening sockets (for a hand-over).
+  std::vector<int> native_handles() const;
+  // Starts worker i's acceptors. Call before the worker runs, or on its thread.
   void start(size_t i, ServeContext ctx);
-  // Stops accepting on acceptor i. Call on worker i's thread.
+  // Stops worker i's acceptors. Call on worker i's thread. The socket is
+  // taken out of the worker's poller before it is closed, so a copy held by
+  // another process (after a hand-over) never wakes this one.
   void close(size_t i);
 
  private:
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
-  std::vector<std::unique_ptr<ServeContext>> contexts_;
+  std::vector<size_t> worker_of_;                      // per acceptor
+  std::vector<std::unique_ptr<ServeContext>> contexts_;  // per worker
   uint16_t port_ = 0;
 };
 

@@ -1,0 +1,143 @@
+#include "net/handover.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+extern char** environ;
+
+namespace sluice::net {
+
+namespace {
+
+constexpr const char* kFdsVar = "SLUICE_LISTEN_FDS";
+constexpr const char* kReadyVar = "SLUICE_READY_FD";
+
+bool parse_int(std::string_view s, int& out) {
+  if (s.empty() || s.size() > 9) return false;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  return true;
+}
+
+bool is_listening_socket(int fd) {
+  int yes = 0;
+  socklen_t len = sizeof yes;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &yes, &len) == 0 && yes;
+}
+
+std::string join(const std::vector<int>& fds) {
+  std::string s;
+  for (int fd : fds) s += (s.empty() ? "" : ",") + std::to_string(fd);
+  return s;
+}
+
+}  // namespace
+
+Result<HandedSockets> take_handed_sockets() {
+  HandedSockets out;
+  const char* fds = std::getenv(kFdsVar);
+  const char* ready = std::getenv(kReadyVar);
+  const std::string spec = fds ? fds : "";
+  const std::string ready_text = ready ? ready : "";
+  ::unsetenv(kFdsVar);
+  ::unsetenv(kReadyVar);
+  if (spec.empty()) return out;
+  // "api:3,4;tls:5;admin:7"
+  std::string_view rest = spec;
+  while (!rest.empty()) {
+    const size_t semi = rest.find(';');
+    std::string_view part = rest.substr(0, semi);
+    rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+    const size_t colon = part.find(':');
+    if (colon == std::string_view::npos) return Status(Errc::kInvalid, std::string(kFdsVar) + ": bad entry");
+    const std::string_view kind = part.substr(0, colon);
+    std::vector<int>* into = kind == "api" ? &out.api : kind == "tls" ? &out.tls : kind == "admin" ? &out.admin : nullptr;
+    if (!into) return Status(Errc::kInvalid, std::string(kFdsVar) + ": unknown kind " + std::string(kind));
+    std::string_view list = part.substr(colon + 1);
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      int fd = -1;
+      if (!parse_int(list.substr(0, comma), fd) || !is_listening_socket(fd))
+        return Status(Errc::kInvalid, std::string(kFdsVar) + ": descriptor " + std::string(list.substr(0, comma)) +
+                                          " is not a listening socket");
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // not passed on by accident
+      into->push_back(fd);
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    }
+  }
+  if (!ready_text.empty() && !parse_int(ready_text, out.ready_fd))
+    return Status(Errc::kInvalid, std::string(kReadyVar) + ": not a descriptor");
+  if (out.ready_fd >= 0) ::fcntl(out.ready_fd, F_SETFD, FD_CLOEXEC);
+  return out;
+}
+
+Result<pid_t> spawn_successor(const std::string& exe, const std::vector<std::string>& argv,
+                              const HandedSockets& sockets) {
+  // Everything the child needs is built before fork(): after it, in a
+  // process with threads, only async-signal-safe calls are allowed.
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e; ++e) {
+    const std::string_view v(*e);
+    if (v.starts_with(std::string(kFdsVar) + "=") || v.starts_with(std::string(kReadyVar) + "=")) continue;
+    env_storage.emplace_back(v);
+  }
+  std::string spec = "api:" + join(sockets.api);
+  if (!sockets.tls.empty()) spec += ";tls:" + join(sockets.tls);
+  if (!sockets.admin.empty()) spec += ";admin:" + join(sockets.admin);
+  env_storage.push_back(std::string(kFdsVar) + "=" + spec);
+  env_storage.push_back(std::string(kReadyVar) + "=" + std::to_string(sockets.ready_fd));
+  std::vector<char*> envp, args;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_storage = argv;
+  for (auto& a : argv_storage) args.push_back(a.data());
+  args.push_back(nullptr);
+  std::vector<int> keep = sockets.api;
+  keep.insert(keep.end(), sockets.tls.begin(), sockets.tls.end());
+  keep.insert(keep.end(), sockets.admin.begin(), sockets.admin.end());
+  keep.push_back(sockets.ready_fd);
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  const unsigned max_fd = rl.rlim_cur == RLIM_INFINITY ? 65536u : static_cast<unsigned>(rl.rlim_cur);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) return Status(Errc::kIo, std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // Client connections and upstream sockets must not live on in the new
+    // binary: everything is close-on-exec except what is handed over.
+    if (::close_range(3, UINT_MAX, CLOSE_RANGE_CLOEXEC) != 0)
+      for (unsigned fd = 3; fd < max_fd; ++fd) ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    for (int fd : keep) ::fcntl(fd, F_SETFD, 0);
+    ::execve(exe.c_str(), args.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+void report_ready(int ready_fd) {
+  if (ready_fd < 0) return;
+  static constexpr char kReady[] = "ready\n";
+  (void)!::write(ready_fd, kReady, sizeof kReady - 1);
+  ::close(ready_fd);
+}
+
+std::string current_executable() {
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,49 @@
+// Listening sockets handed from a running sluice to its successor (a binary
+// upgrade with zero downtime, as nginx does on SIGUSR2).
+//
+// The running process forks and executes the binary now at its own path with
+// its own arguments; the child inherits the listening sockets themselves
+// (not new ones on the same port), so no connection waiting in a backlog is
+// lost, and a pipe on which it says "ready" once it serves. Only then does the
+// old process stop accepting and drain. A child that exits or stays silent
+// leaves the old process serving as before.
+//
+// The child learns what it inherited from the environment:
+//   SLUICE_LISTEN_FDS="api:3,4;tls:5,6;admin:7"   SLUICE_READY_FD=8
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sluice::net {
+
+struct HandedSockets {
+  std::vector<int> api, tls, admin;
+  int ready_fd = -1;  // the child writes "ready\n" here once it serves; -1: not a successor
+  bool empty() const { return api.empty() && tls.empty() && admin.empty(); }
+};
+
+// What this process was handed, read from (and then removed from) the
+// environment, so the process's own successor starts clean. Descriptors
+// that are not listening sockets are refused.
+Result<HandedSockets> take_handed_sockets();
+
+// Starts `exe` with `argv` (argv[0] included) as the successor, handing it
+// `sockets` (their descriptors stay open here too). `ready_fd` is the write
+// end of the pipe it reports on. Every other descriptor is closed in it.
+Result<pid_t> spawn_successor(const std::string& exe, const std::vector<std::string>& argv,
+                              const HandedSockets& sockets);
+
+// The successor's side: tells the old process that it serves now.
+void report_ready(int ready_fd);
+
+// The path of the running binary, as it was at start (a replaced file shows
+// as "... (deleted)" later).
+std::string current_executable();
+
+}  // namespace sluice::net
