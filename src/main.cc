@@ -12,6 +12,7 @@
 #include "gateway/gateway.h"
 #include "mock/mock_handler.h"
 #include "net/handover.h"
+#include "net/listener.h"
 
 namespace {
 
@@ -37,6 +38,10 @@ int main(int argc, char** argv) {
   override_option("--admin", load.admin_listen, "override server.admin_listen (IP:port)");
   override_option("--workers", load.workers, "override server.workers (0 = one per core)");
   override_option("--access-log", load.access_log, "override server.access_log (stdout|stderr|off|PATH)");
+  pid_t upgrade_from = 0;
+  app.add_option("--upgrade-from", upgrade_from,
+                 "take over the listening sockets of the running sluice PID (a new binary at another path; "
+                 "needs fixed ports and the right to ptrace it), then tell it to drain");
   app.add_option("--port-file", port_file, "write {\"api\":PORT,\"admin\":PORT} here once listening");
   bool version = false;
   app.add_flag("--version,-V", version, "print version, git commit, build mode and library versions, and exit");
@@ -92,6 +97,22 @@ int main(int argc, char** argv) {
   // A reload reads the same file with the same command-line overrides.
   opts.config_path = config_file;
   opts.handed = std::move(*handed);
+  if (upgrade_from > 0) {
+    const sluice::gateway::Settings& s = *loaded;
+    auto api = sluice::net::parse_listen_address(s.server.listen);
+    auto admin = sluice::net::parse_listen_address(s.server.admin_listen);
+    std::optional<boost::asio::ip::tcp::endpoint> tls;
+    if (!s.server.tls.listen.empty())
+      if (auto t = sluice::net::parse_listen_address(s.server.tls.listen)) tls = *t;
+    auto taken = api && admin ? sluice::net::take_sockets_from(upgrade_from, *api, tls, *admin)
+                              : sluice::Result<sluice::net::HandedSockets>(api ? admin.status() : api.status());
+    if (!taken) {
+      std::fprintf(stderr, "sluice: %s\n", taken.status().message().c_str());
+      return 1;
+    }
+    opts.handed = std::move(*taken);
+    opts.predecessor = upgrade_from;
+  }
   opts.executable = sluice::net::current_executable();
   opts.argv.assign(argv, argv + argc);
   opts.load_config = [config_file, load]() {

@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <malloc.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -175,6 +176,11 @@ Status Gateway::start() {
     net::report_ready(options_.handed.ready_fd);
     options_.handed.ready_fd = -1;
     std::fprintf(stderr, "sluice: took over the listening sockets (binary upgrade); serving\n");
+  }
+  if (options_.predecessor > 0) {
+    ::kill(options_.predecessor, SIGWINCH);
+    std::fprintf(stderr, "sluice: took over the listening sockets of pid %d; told it to drain\n",
+                 static_cast<int>(options_.predecessor));
   }
   std::fprintf(stderr, "sluice: listening on %s (port %u), admin on port %u, %zu workers, config %s\n",
                s.server.listen.c_str(), api_port(), admin_port(), workers_.size(), s.source.c_str());
@@ -438,15 +444,18 @@ void Gateway::reload_certificates(const char* why) {
 namespace {
 
 // SIGHUP reloads the configuration (certificates included); SIGUSR1 reopens
-// the log files; SIGUSR2 upgrades to the binary now at our path.
+// the log files; SIGUSR2 upgrades to the binary now at our path; SIGWINCH
+// (from `sluice --upgrade-from`) says a successor serves our sockets.
 asio::awaitable<void> handle_control_signals(Gateway* g, asio::io_context* ctx) {
   asio::signal_set signals(*ctx, SIGHUP, SIGUSR1, SIGUSR2);
+  signals.add(SIGWINCH);
   for (;;) {
     auto [ec, sig] = co_await signals.async_wait(kNoThrow);
     if (ec) co_return;
     if (sig == SIGHUP) (void)g->reload("SIGHUP");
     else if (sig == SIGUSR1) g->reopen_logs();
-    else asio::co_spawn(*ctx, g->upgrade("SIGUSR2"), asio::detached);
+    else if (sig == SIGUSR2) asio::co_spawn(*ctx, g->upgrade("SIGUSR2"), asio::detached);
+    else g->hand_over("a successor took over the listening sockets (SIGWINCH)");
   }
 }
 

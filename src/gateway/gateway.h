@@ -38,6 +38,9 @@ struct GatewayOptions {
   std::string config_path;
   // A binary upgrade: the listening sockets the previous process handed over.
   net::HandedSockets handed;
+  // `--upgrade-from PID`: the process whose sockets these are; told to drain
+  // (SIGWINCH) once this one serves.
+  pid_t predecessor = 0;
   // What a successor is started as: this binary's path and arguments.
   std::string executable;
   std::vector<std::string> argv;
@@ -89,6 +92,9 @@ class Gateway {
   // stops it). If the new one fails to start, this one goes on serving.
   boost::asio::awaitable<UpgradeOutcome> upgrade(const char* why);
   bool draining() const { return draining_; }
+  // A successor serves our sockets now (its upgrade succeeded, or SIGWINCH
+  // from `sluice --upgrade-from`): stop accepting, admin included, and drain.
+  void hand_over(const char* why);
   // SIGUSR1: the access and audit log files are opened again (logrotate).
   void reopen_logs();
   // The configuration file changed on disk (the watcher): reloads when its

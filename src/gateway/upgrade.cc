@@ -138,13 +138,18 @@ asio::awaitable<UpgradeOutcome> Gateway::upgrade(const char* why) {
     co_return fail(what + " before it served");
   }
   main_metrics_->counter(fam_->upgrades, {"ok"}).inc();
-  std::fprintf(stderr, "sluice: upgrade (%s): pid %d serves now; this process stops accepting and drains (up to %lld ms)\n",
-               why, static_cast<int>(*pid), static_cast<long long>(settings_->server.drain_timeout.count()));
+  hand_over(("upgrade (" + std::string(why) + "): pid " + std::to_string(*pid) + " serves now").c_str());
+  out.ok = true;
+  co_return out;
+}
+
+void Gateway::hand_over(const char* why) {
+  if (draining_) return;
+  std::fprintf(stderr, "sluice: %s; this process stops accepting and drains (up to %lld ms)\n", why,
+               static_cast<long long>(settings_->server.drain_timeout.count()));
   // The admin socket is the new process's now too: probes and scrapes go there.
   admin_->close(0);
   asio::co_spawn(main_ctx_, drain_then_stop(this, &main_ctx_, settings_->server.drain_timeout), asio::detached);
-  out.ok = true;
-  co_return out;
 }
 
 }  // namespace sluice::gateway

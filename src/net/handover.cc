@@ -1,6 +1,8 @@
 #include "net/handover.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -124,6 +126,68 @@ Result<pid_t> spawn_successor(const std::string& exe, const std::vector<std::str
     ::_exit(127);
   }
   return pid;
+}
+
+Result<HandedSockets> take_sockets_from(pid_t pid, const boost::asio::ip::tcp::endpoint& api,
+                                        const std::optional<boost::asio::ip::tcp::endpoint>& tls,
+                                        const boost::asio::ip::tcp::endpoint& admin) {
+  for (const auto* ep : {&api, &admin})
+    if (ep->port() == 0) return Status(Errc::kInvalid, "--upgrade-from needs fixed ports (port 0 names no socket)");
+  if (tls && tls->port() == 0) return Status(Errc::kInvalid, "--upgrade-from needs fixed ports (server.tls.listen)");
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return Status(Errc::kIo, "--upgrade-from " + std::to_string(pid) + ": " + std::strerror(errno));
+  HandedSockets out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    ::close(pidfd);
+    return Status(Errc::kIo, "--upgrade-from: cannot list " + dir + ": " + std::strerror(errno));
+  }
+  std::string error;
+  while (dirent* e = ::readdir(d)) {
+    int target = -1;
+    if (!parse_int(e->d_name, target)) continue;
+    char link[64];
+    const ssize_t n = ::readlinkat(::dirfd(d), e->d_name, link, sizeof link - 1);
+    if (n <= 0 || std::string_view(link, static_cast<size_t>(n)).substr(0, 7) != "socket:") continue;
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, target, 0));
+    if (fd < 0) {
+      error = "cannot take descriptor " + std::to_string(target) + " of pid " + std::to_string(pid) + ": " +
+              std::strerror(errno) + " (pidfd_getfd needs the right to ptrace it)";
+      break;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    boost::asio::ip::tcp::endpoint have;
+    if (is_listening_socket(fd) && ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+      have.resize(len);
+      std::memcpy(have.data(), &ss, len);
+      std::vector<int>* into = have == api ? &out.api : have == admin ? &out.admin : tls && have == *tls ? &out.tls : nullptr;
+      if (into) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        into->push_back(fd);
+        continue;
+      }
+    }
+    ::close(fd);  // a copy of a connection or of a socket we do not serve: the old process keeps its own
+  }
+  ::closedir(d);
+  ::close(pidfd);
+  auto close_all = [&] {
+    for (auto* v : {&out.api, &out.tls, &out.admin})
+      for (int fd : *v) ::close(fd);
+  };
+  if (!error.empty()) {
+    close_all();
+    return Status(Errc::kIo, "--upgrade-from: " + error);
+  }
+  if (out.api.empty()) {
+    close_all();
+    return Status(Errc::kInvalid, "--upgrade-from: pid " + std::to_string(pid) + " does not listen on " +
+                                      api.address().to_string() + ":" + std::to_string(api.port()));
+  }
+  return out;
 }
 
 void report_ready(int ready_fd) {

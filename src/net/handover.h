@@ -14,9 +14,11 @@
 
 #include <sys/types.h>
 
-#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
 
 #include "core/status.h"
 
@@ -34,10 +36,19 @@ struct HandedSockets {
 Result<HandedSockets> take_handed_sockets();
 
 // Starts `exe` with `argv` (argv[0] included) as the successor, handing it
-// `sockets` (their descriptors stay open here too). `ready_fd` is the write
-// end of the pipe it reports on. Every other descriptor is closed in it.
+// `sockets` (their descriptors stay open here too; sockets.ready_fd is the
+// write end of the pipe it reports on). Every other descriptor is closed in it.
 Result<pid_t> spawn_successor(const std::string& exe, const std::vector<std::string>& argv,
                               const HandedSockets& sockets);
+
+// `sluice --upgrade-from PID` (a new binary at another path): copies the
+// listening sockets of the running sluice `pid` on these addresses into this
+// process (pidfd_getfd(2): needs the right to ptrace it, i.e. the same user
+// and no Yama restriction, or CAP_SYS_PTRACE). Its other sockets are left
+// alone. The addresses must have real ports (0 names no socket).
+Result<HandedSockets> take_sockets_from(pid_t pid, const boost::asio::ip::tcp::endpoint& api,
+                                        const std::optional<boost::asio::ip::tcp::endpoint>& tls,
+                                        const boost::asio::ip::tcp::endpoint& admin);
 
 // The successor's side: tells the old process that it serves now.
 void report_ready(int ready_fd);

@@ -186,3 +186,33 @@ def test_failed_upgrade_keeps_the_old_process_serving(upgradable, tmp_path):
     assert old.wait(10 * SLACK) == 0, old.output()[-2000:]
     assert chat(port, chat_body("m")).status == 200
     assert _port_file_pid(pf) == body["pid"]
+
+
+def test_upgrade_from_pid_takes_over_from_another_path(upgradable, tmp_path):
+    """`sluice --upgrade-from PID`: a binary at a new path copies the running
+    one's listening sockets (pidfd_getfd), serves, then tells it to drain."""
+    exe, old, pf, successors = upgradable
+    port, admin = old.ports["api"], old.ports["admin"]
+    hdrs = {"x-mock-tokens": "20", "x-mock-itl-ms": "100"}
+    results = []
+    streamer = threading.Thread(target=lambda: results.append(
+        stream_chat(port, chat_body("m", stream=True), hdrs, timeout=20 * SLACK)), daemon=True)
+    streamer.start()
+    time.sleep(0.3)
+    new_dir = tmp_path / "v2"
+    new_dir.mkdir()
+    shutil.copy(BIN_DIR / "sluice", new_dir / "sluice")
+    cfg = next(a for a in old.argv if a.endswith(".yaml"))
+    pf2 = tmp_path / "v2.port"
+    # The ports the old process got (port 0 names no socket to take over).
+    new = Proc("v2", [str(new_dir / "sluice"), "--config", cfg, "--listen", f"127.0.0.1:{port}",
+                      "--admin", f"127.0.0.1:{admin}", "--port-file", str(pf2), "--upgrade-from", str(old.pid)],
+               tmp_path, pf2)
+    assert new.ports["api"] == port and new.ports["admin"] == admin
+    streamer.join(20 * SLACK)
+    assert_full_stream(results[0], 20)  # finished on the old process
+    assert old.wait(10 * SLACK) == 0, old.output()[-2000:]
+    assert "a successor took over the listening sockets (SIGWINCH)" in old.output()
+    assert chat(port, chat_body("m")).status == 200  # the new one serves
+    assert "sluice_build_info" in fetch_metrics(admin).names()
+    assert new.stop() == 0, new.output()[-2000:]
