@@ -1,4 +1,7 @@
 // Wiring only: command line -> settings -> gateway (+ the embedded mock model).
+#include <sys/prctl.h>
+
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -8,6 +11,7 @@
 
 #include "control/config_loader.h"
 #include "control/keys_command.h"
+#include "control/supervisor.h"
 #include "control/version.h"
 #include "gateway/gateway.h"
 #include "mock/mock_handler.h"
@@ -43,6 +47,9 @@ int main(int argc, char** argv) {
                  "take over the listening sockets of the running sluice PID (a new binary at another path; "
                  "needs fixed ports and the right to ptrace it), then tell it to drain");
   app.add_option("--port-file", port_file, "write {\"api\":PORT,\"admin\":PORT} here once listening");
+  // Set by the supervisor (server.processes) for the processes it runs.
+  std::string worker_process;
+  app.add_option(sluice::control::kWorkerProcessFlag, worker_process, "(internal) SLOT,THREADS,DIR")->group("");
   bool version = false;
   app.add_flag("--version,-V", version, "print version, git commit, build mode and library versions, and exit");
 
@@ -77,6 +84,21 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  const bool is_worker = !worker_process.empty();
+  if (is_worker) {
+    // A worker process: the supervisor's sockets, an admin port of its own
+    // for the supervisor to scrape, and it ends when the supervisor does.
+    unsigned slot = 0, threads = 0;
+    char dir[4096] = {};
+    if (std::sscanf(worker_process.c_str(), "%u,%u,%4095s", &slot, &threads, dir) != 3) {
+      std::fprintf(stderr, "sluice: bad %s value\n", sluice::control::kWorkerProcessFlag);
+      return 1;
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    load.admin_listen = "127.0.0.1:0";
+    load.workers = std::to_string(threads);
+    port_file = std::string(dir) + "/worker-" + std::to_string(slot) + ".json";
+  }
   auto loaded = config_file.empty() ? sluice::control::load_embedded_default(load)
                                     : sluice::control::load_config_file(config_file, load);
   if (!loaded) {
@@ -89,6 +111,24 @@ int main(int argc, char** argv) {
   if (!handed) {
     std::fprintf(stderr, "sluice: %s\n", handed.status().message().c_str());
     return 1;
+  }
+  auto load_again = [config_file, load]() {
+    return config_file.empty() ? sluice::control::load_embedded_default(load)
+                               : sluice::control::load_config_file(config_file, load);
+  };
+  if (!is_worker && loaded->server.processes > 0) {
+    if (upgrade_from > 0) {
+      std::fprintf(stderr, "sluice: --upgrade-from is for a single process (server.processes: 0); "
+                           "upgrade a supervisor with SIGUSR2\n");
+      return 1;
+    }
+    sluice::control::SupervisorOptions so{.executable = sluice::net::current_executable(),
+                                          .argv = std::vector<std::string>(argv, argv + argc),
+                                          .port_file = port_file,
+                                          .load_config = load_again,
+                                          .handed = std::move(*handed)};
+    return sluice::control::run_supervisor(std::make_shared<const sluice::gateway::Settings>(std::move(*loaded)),
+                                           std::move(so));
   }
   static const sluice::mock::MockOptions mock_options;
   sluice::gateway::GatewayOptions opts;
@@ -113,12 +153,10 @@ int main(int argc, char** argv) {
     opts.handed = std::move(*taken);
     opts.predecessor = upgrade_from;
   }
-  opts.executable = sluice::net::current_executable();
+  if (!is_worker) opts.executable = sluice::net::current_executable();  // a worker is upgraded by its supervisor
   opts.argv.assign(argv, argv + argc);
-  opts.load_config = [config_file, load]() {
-    return config_file.empty() ? sluice::control::load_embedded_default(load)
-                               : sluice::control::load_config_file(config_file, load);
-  };
+  opts.load_config = load_again;
+  opts.fixed_listeners = is_worker;
 
   sluice::gateway::Gateway gw(std::make_shared<const sluice::gateway::Settings>(std::move(*loaded)), std::move(opts));
   sluice::Status st = gw.start();

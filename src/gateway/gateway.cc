@@ -175,7 +175,10 @@ Status Gateway::start() {
     // A successor: the old process stops accepting and drains once told.
     net::report_ready(options_.handed.ready_fd);
     options_.handed.ready_fd = -1;
-    std::fprintf(stderr, "sluice: took over the listening sockets (binary upgrade); serving\n");
+    if (options_.fixed_listeners)
+      std::fprintf(stderr, "sluice: worker process %d serves the supervisor's sockets\n", static_cast<int>(::getpid()));
+    else
+      std::fprintf(stderr, "sluice: took over the listening sockets (binary upgrade); serving\n");
   }
   if (options_.predecessor > 0) {
     ::kill(options_.predecessor, SIGWINCH);

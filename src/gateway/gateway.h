@@ -38,6 +38,9 @@ struct GatewayOptions {
   std::string config_path;
   // A binary upgrade: the listening sockets the previous process handed over.
   net::HandedSockets handed;
+  // A worker process of a supervisor (server.processes): its listening
+  // sockets are the supervisor's, so a reload does not move them.
+  bool fixed_listeners = false;
   // `--upgrade-from PID`: the process whose sockets these are; told to drain
   // (SIGWINCH) once this one serves.
   pid_t predecessor = 0;

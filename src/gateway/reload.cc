@@ -116,7 +116,10 @@ ReloadOutcome Gateway::reload(const char* why) {
   // A new address is bound before anything changes: a port in use rejects
   // the whole reload.
   std::unique_ptr<http::HttpListener> moved_api;
-  if (next->server.listen != old.server.listen) {
+  if (next->server.listen != old.server.listen && options_.fixed_listeners) {
+    out.notes.push_back("server.listen changed: takes effect when the supervisor restarts or upgrades "
+                        "(worker processes serve its sockets)");
+  } else if (next->server.listen != old.server.listen) {
     auto ep = net::parse_listen_address(next->server.listen);
     if (!ep) return reject("server.listen: " + ep.status().message());
     std::vector<asio::io_context*> ctxs;

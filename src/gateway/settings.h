@@ -110,7 +110,10 @@ struct ServerTls {
 struct Server {
   std::string listen = "0.0.0.0:8080";  // host:port, [v6]:port; host is an IP literal (HTTP/1.1 and h2c)
   std::string admin_listen = "127.0.0.1:9901";
-  uint32_t workers = 0;  // 0 = one per core
+  uint32_t workers = 0;  // worker threads (per process with `processes`); 0 = one per core (/ processes)
+  // 0: one process (today's threads). N: a supervisor owns the listening
+  // sockets and runs N worker processes, restarted when they die.
+  uint32_t processes = 0;
   uint64_t max_header_bytes = 64 * 1024;
   uint32_t max_headers = 128;
   uint64_t max_body_bytes = 16ull << 20;

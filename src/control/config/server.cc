@@ -14,6 +14,7 @@ namespace sluice::control::config {
 namespace {
 
 constexpr uint64_t kMaxWorkers = 256;
+constexpr uint64_t kMaxProcesses = 64;
 
 // The parsed form of a listen address, for the overlap check.
 struct ListenAddr {
@@ -109,7 +110,7 @@ void read_server_tls(Builder& b, const Field& f) {
 void read_server(Builder& b, const Field& f) {
   const Reader& r = b.r;
   Mapping m = r.mapping(
-      f, {"listen", "admin_listen", "workers", "max_header_bytes", "max_headers", "max_body_bytes",
+      f, {"listen", "admin_listen", "workers", "processes", "max_header_bytes", "max_headers", "max_body_bytes",
           "max_header_value_bytes", "header_timeout", "idle_timeout", "drain_timeout", "body_timeout",
           "min_body_rate", "max_connections", "access_log", "tls", "http2"});
   gateway::Server& sv = b.s.server;
@@ -126,6 +127,8 @@ void read_server(Builder& b, const Field& f) {
   }
   if (const Field* v = m.find("workers"))
     sv.workers = static_cast<uint32_t>(r.integer(*v, 0, kMaxWorkers));
+  if (const Field* v = m.find("processes"))
+    sv.processes = static_cast<uint32_t>(r.integer(*v, 0, kMaxProcesses));
   if (const Field* v = m.find("max_header_bytes")) sv.max_header_bytes = r.size(*v);
   if (const Field* v = m.find("max_headers"))
     sv.max_headers =
