@@ -3,7 +3,7 @@ JOBS ?= 2
 PYTEST := /usr/bin/python3 -m pytest
 CMAKE_GEN := -G Ninja
 
-.PHONY: all bootstrap build run image test test-release test-asan test-tsan fuzz-smoke fuzz bench-quick clean
+.PHONY: all bootstrap build run image test test-release test-asan test-tsan fuzz-smoke fuzz bench-quick bench-startup clean
 
 all: build
 
@@ -80,6 +80,10 @@ fuzz: build-fuzz/build.ninja
 
 bench-quick: build
 	bench/quick.sh
+
+# Cold start to ready (/readyz 200) of the release binary on its embedded default.
+bench-startup: build
+	bench/startup.py build/bin 20
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
