@@ -20,6 +20,42 @@ bool max_gauge(std::string_view name) {
 
 std::string_view sample_name(std::string_view series) { return series.substr(0, series.find('{')); }
 
+bool name_char(char c, bool first) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (!first && c >= '0' && c <= '9');
+}
+
+bool valid_name(std::string_view s) {
+  if (s.empty()) return false;
+  for (size_t i = 0; i < s.size(); ++i)
+    if (!name_char(s[i], i == 0)) return false;
+  return true;
+}
+
+// The length of `name{labels}` at the start of a sample line (label values
+// may hold any character, quoted and escaped), or 0 when it is not one.
+size_t series_length(std::string_view line) {
+  size_t i = 0;
+  while (i < line.size() && name_char(line[i], i == 0)) ++i;
+  if (i == 0 || i == line.size()) return 0;
+  if (line[i] == '{') {
+    bool quoted = false;
+    for (++i; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quoted) {
+        if (c == '\\') ++i;
+        else if (c == '"') quoted = false;
+      } else if (c == '"') {
+        quoted = true;
+      } else if (c == '}') {
+        break;
+      }
+    }
+    if (i >= line.size()) return 0;
+    ++i;
+  }
+  return i < line.size() && line[i] == ' ' ? i : 0;
+}
+
 std::string format_value(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
@@ -68,6 +104,7 @@ void MetricsMerger::update(size_t slot, std::string_view text) {
       const size_t sp = rest.find(' ');
       const std::string name(rest.substr(0, sp));
       const std::string_view value = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+      if (!valid_name(name) || (line[2] == 'T' && !valid_name(value))) continue;
       auto [it, added] = families_.try_emplace(name);
       if (added) family_order_.push_back(name);
       if (line[2] == 'H') it->second.help = std::string(value);
@@ -75,10 +112,9 @@ void MetricsMerger::update(size_t slot, std::string_view text) {
       continue;
     }
     if (line.front() == '#') continue;
-    // name{labels} value [timestamp]: the value is after the label set.
-    const size_t close = line.rfind('}');
-    const size_t sp = line.find(' ', close == std::string_view::npos ? 0 : close);
-    if (sp == std::string_view::npos) continue;
+    // name{labels} value [timestamp]
+    const size_t sp = series_length(line);
+    if (sp == 0) continue;
     std::string series(line.substr(0, sp));
     std::string_view v = line.substr(sp + 1);
     v = v.substr(0, v.find(' '));
