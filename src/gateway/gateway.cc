@@ -216,7 +216,6 @@ namespace {
 
 asio::awaitable<void> drain_worker(WorkerContext* w, http::HttpListener* api, http::HttpListener* tls, size_t i,
                                    std::atomic<size_t>* drained) {
-  w->draining = true;
   api->close(i);
   if (tls) tls->close(i);
   w->connections.drain_all();

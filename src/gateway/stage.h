@@ -56,11 +56,13 @@ struct SharedPolicy;
 // the request id. Route allow-lists do not apply to them.
 bool gateway_owned_header(std::string_view name);
 
-// The stages in order: admit (drain, memory shedding), validate (path,
-// method, header rules), authenticate (API key -> principal), inspect (reads
-// the body), route (model, allow-lists), limit (concurrency, may wait in a
-// queue). `draining` is read by admit at each request; the shedding flag and
-// the limits come from the request's snapshot (RequestContext::policy).
-std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining);
+// The stages in order: admit (memory shedding), validate (path, method,
+// header rules), authenticate (API key -> principal), inspect (reads the
+// body), route (model, allow-lists), limit (concurrency, may wait in a
+// queue). The shedding flag and the limits come from the request's snapshot
+// (RequestContext::policy). A request that reaches a draining gateway (on a
+// connection accepted before its listeners closed, an HTTP/2 stream before
+// the final GOAWAY) is served: the drain deadline bounds it.
+std::vector<std::unique_ptr<Stage>> make_default_stages();
 
 }  // namespace sluice::gateway

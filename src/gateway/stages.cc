@@ -58,11 +58,8 @@ std::string models_list(const Settings& s) {
 
 class AdmitStage final : public Stage {
  public:
-  explicit AdmitStage(const bool* draining) : draining_(draining) {}
   std::string_view name() const override { return "admit"; }
   StageResult process(RequestContext& rc) override {
-    if (draining_ && *draining_)
-      return StageResult::error(503, "server_shutting_down", "the gateway is shutting down; retry elsewhere");
     if (rc.policy && rc.policy->shedding->load(std::memory_order_relaxed)) {
       const auto& m = rc.settings->admission.memory;
       return StageResult::overloaded(503, "the gateway is over its memory high watermark; retry shortly",
@@ -70,9 +67,6 @@ class AdmitStage final : public Stage {
     }
     return StageResult::next();
   }
-
- private:
-  const bool* draining_;
 };
 
 class ValidateStage final : public Stage {
@@ -316,9 +310,9 @@ bool gateway_owned_header(std::string_view name) {
   return false;
 }
 
-std::vector<std::unique_ptr<Stage>> make_default_stages(const bool* draining) {
+std::vector<std::unique_ptr<Stage>> make_default_stages() {
   std::vector<std::unique_ptr<Stage>> v;
-  v.push_back(std::make_unique<AdmitStage>(draining));
+  v.push_back(std::make_unique<AdmitStage>());
   v.push_back(std::make_unique<ValidateStage>());
   v.push_back(std::make_unique<AuthenticateStage>());
   v.push_back(std::make_unique<InspectStage>());

@@ -55,7 +55,7 @@ WorkerGeneration::WorkerGeneration(asio::io_context& ctx, std::shared_ptr<const 
 
 WorkerContext::WorkerContext(asio::io_context& c, std::shared_ptr<const Generation> generation, obs::Shard& m,
                              const GatewayMetrics& f, obs::AccessLogBuffer* l, obs::AccessLogBuffer* a, size_t workers)
-    : ctx(c), metrics(m), fam(f), log(l), audit(a), stages(make_default_stages(&draining)), workers_(workers) {
+    : ctx(c), metrics(m), fam(f), log(l), audit(a), stages(make_default_stages()), workers_(workers) {
   handler = [this](http::Exchange& ex) { return handle_exchange(this, ex); };
   adopt(std::move(generation));
 }

@@ -103,7 +103,6 @@ class WorkerContext final : public http::ServerObserver {
   // main thread reads it under the mutex every few seconds.
   std::mutex budget_mu;
   std::vector<std::string> budget_lines;
-  bool draining = false;
   std::vector<std::unique_ptr<Stage>> stages;
   http::ConnectionSet connections;
   http::ServerOptions server_opts;

@@ -33,6 +33,7 @@ asio::awaitable<void> serve_cleartext(tcp::socket sock, const ServeContext* ctx)
     co_return;
   }
   std::string initial;
+  ConnectionSet::Pending pending(ctx->connections);
   {
     net::Deadline deadline(sock.get_executor(), [&sock] { close_socket(sock); });
     deadline.arm_ms(ctx->options->idle_timeout_ms);
@@ -44,6 +45,7 @@ asio::awaitable<void> serve_cleartext(tcp::socket sock, const ServeContext* ctx)
       initial.append(buf, n);
     }
   }
+  pending.release();  // the codec adds the connection to the set before it first waits
   if (initial.starts_with(h2::kClientPreface)) {
     co_await h2::serve_connection(std::move(sock), *ctx, std::move(initial));
   } else {
@@ -54,6 +56,7 @@ asio::awaitable<void> serve_cleartext(tcp::socket sock, const ServeContext* ctx)
 asio::awaitable<void> serve_tls(tcp::socket sock, const ServeContext* ctx) {
   std::shared_ptr<const net::TlsBundle> bundle = ctx->tls->current();
   auto stream = std::make_unique<TlsStream>(std::move(sock), bundle->default_context());
+  ConnectionSet::Pending pending(ctx->connections);
   bool ok = false;
   {
     net::Deadline deadline(stream->get_executor(), [s = stream.get()] { close_socket(s->next_layer()); });
@@ -66,6 +69,7 @@ asio::awaitable<void> serve_tls(tcp::socket sock, const ServeContext* ctx) {
     close_socket(stream->next_layer());
     co_return;
   }
+  pending.release();
   const bool h2 = ctx->options->http2 && net::negotiated_alpn(stream->native_handle()) == "h2";
   if (h2) co_await h2::serve_connection(std::move(stream), *ctx, {}, std::move(bundle));
   else co_await h1::serve_connection(std::move(stream), *ctx, {}, std::move(bundle));

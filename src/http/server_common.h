@@ -62,13 +62,34 @@ class ConnectionSet {
   bool close_oldest_idle();
   // What all members' buffers hold now (walks the set: for a periodic sample).
   size_t buffered_bytes() const;
-  size_t size() const { return size_; }
+  // Members, plus connections accepted but not yet handed to their codec
+  // (reading the h2c preface, in the TLS handshake): a drain waits for those too.
+  size_t size() const { return size_ + pending_; }
   bool draining() const { return draining_; }
+
+  // Counts a connection as pending for its lifetime (null set: nothing).
+  class Pending {
+   public:
+    explicit Pending(ConnectionSet* set) : set_(set) {
+      if (set_) ++set_->pending_;
+    }
+    ~Pending() { release(); }
+    Pending(const Pending&) = delete;
+    Pending& operator=(const Pending&) = delete;
+    void release() {
+      if (set_) --set_->pending_;
+      set_ = nullptr;
+    }
+
+   private:
+    ConnectionSet* set_;
+  };
 
  private:
   Member* head_ = nullptr;  // newest
   Member* tail_ = nullptr;  // oldest
   size_t size_ = 0;
+  size_t pending_ = 0;
   bool draining_ = false;
 };
 

@@ -125,11 +125,17 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
     return peer_;
   }
 
+  // A connection that has not sent its first request yet was accepted a
+  // moment ago, its request likely on the way (a new connection during a
+  // drain or an upgrade's hand-over): it gets a short grace to send it, and
+  // is served, instead of being closed unanswered.
   void drain() override {
     draining = true;
-    if (waiting) close_now();
+    if (!waiting) return;
+    if (fresh) deadline.arm_ms(std::min<int64_t>(opts.idle_timeout_ms, kDrainFirstRequestGraceMs));
+    else close_now();
   }
-  bool idle() const override { return waiting; }
+  bool idle() const override { return waiting && !fresh; }
   size_t buffered_bytes() const override { return rbuf.capacity() + head_storage.capacity() + ex.buffered(); }
 
   // One read of request body bytes under the body limits (BodyClock): a limit
@@ -219,7 +225,9 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
   FlatBuffer rbuf{kReadChunk};
   std::string head_storage;
   H1Exchange<S> ex;
+  static constexpr int64_t kDrainFirstRequestGraceMs = 1000;
   bool waiting = true;  // between requests, nothing buffered (keep-alive idle)
+  bool fresh = true;    // no request head read yet
   bool draining = false;
   bool broken = false;
   bool timed_out = false;
@@ -330,10 +338,12 @@ asio::awaitable<void> Connection<S>::run() {
   if (set_) set_->add(this);
 
   while (!broken) {
-    if (draining && rbuf.empty()) break;
+    if (draining && rbuf.empty() && !fresh) break;
     // 1. The request head.
     waiting = rbuf.empty();
-    deadline.arm_ms(waiting ? opts.idle_timeout_ms : opts.header_timeout_ms);
+    deadline.arm_ms(!waiting ? opts.header_timeout_ms
+                    : draining ? std::min<int64_t>(opts.idle_timeout_ms, kDrainFirstRequestGraceMs)
+                               : opts.idle_timeout_ms);
     ParseResult pr;
     size_t scanned = 0;
     bool got_head = false;
@@ -357,6 +367,7 @@ asio::awaitable<void> Connection<S>::run() {
       }
     }
     waiting = false;
+    fresh = false;
     if (!got_head) {
       // EOF or timeout. A partial head that timed out is a slow client.
       if (timed_out && !rbuf.empty() && observer) observer->on_protocol_error(408, "request head timeout");

@@ -50,14 +50,14 @@ struct Case {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-Outcome run(std::shared_ptr<Settings> s, const Case& c, bool draining = false, RequestContext** keep = nullptr,
+Outcome run(std::shared_ptr<Settings> s, const Case& c, RequestContext** keep = nullptr,
             SharedPolicy* policy = nullptr) {
   asio::io_context ctx;
   static std::unique_ptr<FakeExchange> ex;
   static std::unique_ptr<RequestContext> rc;
   ex = std::make_unique<FakeExchange>(ctx, c.method, c.path, c.headers, c.body);
   rc = std::make_unique<RequestContext>(*ex, nullptr, s, nullptr, policy);
-  auto stages = make_default_stages(&draining);
+  auto stages = make_default_stages();
   Outcome out;
   asio::co_spawn(ctx, run_stages(&stages, rc.get(), &out), asio::detached);
   ctx.run();
@@ -71,13 +71,13 @@ const char* kChat = R"({"model":"llama","messages":[{"role":"user","content":"hi
 TEST(Stages, RoutesByNameAliasAndWildcard) {
   auto s = settings_with({ModelRoute{.name = "llama", .aliases = {"l3"}}});
   RequestContext* rc = nullptr;
-  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, false, &rc);
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, &rc);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   ASSERT_NE(rc->route, nullptr);
   EXPECT_EQ(rc->route->name, "llama");
   EXPECT_EQ(rc->request_id.size(), 32u);
 
-  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"l3","messages":[]})"}, false, &rc);
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"l3","messages":[]})"}, &rc);
   ASSERT_NE(rc->route, nullptr);
   EXPECT_EQ(rc->route->name, "llama");
 
@@ -86,7 +86,7 @@ TEST(Stages, RoutesByNameAliasAndWildcard) {
   EXPECT_EQ(o.result.code, "model_not_found");
 
   auto wild = settings_with({ModelRoute{.name = "*"}});
-  o = run(wild, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})"}, false, &rc);
+  o = run(wild, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})"}, &rc);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   EXPECT_EQ(rc->route->name, "*");
 }
@@ -117,13 +117,6 @@ TEST(Stages, LocalErrorsTable) {
   }
 }
 
-TEST(Stages, DrainingIsRefusedFirst) {
-  auto s = settings_with({ModelRoute{.name = "*"}});
-  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, /*draining=*/true);
-  EXPECT_EQ(o.result.status, 503);
-  EXPECT_EQ(o.last_stage, "admit");
-}
-
 TEST(Stages, ModelsListNamesAndAliasesButNotWildcard) {
   auto s = settings_with({ModelRoute{.name = "llama", .aliases = {"l3"}}, ModelRoute{.name = "*"}});
   Outcome o = run(s, {"GET", "/v1/models", ""});
@@ -136,9 +129,9 @@ TEST(Stages, ModelsListNamesAndAliasesButNotWildcard) {
 TEST(Stages, RequestIdKeptWhenValidReplacedWhenNot) {
   auto s = settings_with({ModelRoute{.name = "*"}});
   RequestContext* rc = nullptr;
-  run(s, {"POST", "/v1/chat/completions", kChat, {{"x-request-id", "abc-123_x.y:z"}}}, false, &rc);
+  run(s, {"POST", "/v1/chat/completions", kChat, {{"x-request-id", "abc-123_x.y:z"}}}, &rc);
   EXPECT_EQ(rc->request_id, "abc-123_x.y:z");
-  run(s, {"POST", "/v1/chat/completions", kChat, {{"x-request-id", "bad id with spaces"}}}, false, &rc);
+  run(s, {"POST", "/v1/chat/completions", kChat, {{"x-request-id", "bad id with spaces"}}}, &rc);
   EXPECT_EQ(rc->request_id.size(), 32u);
   EXPECT_NE(rc->request_id, "bad id with spaces");
 }
@@ -146,16 +139,15 @@ TEST(Stages, RequestIdKeptWhenValidReplacedWhenNot) {
 TEST(Stages, StreamWithoutUsageAsksUpstreamForIt) {
   auto s = settings_with({ModelRoute{.name = "*"}});
   RequestContext* rc = nullptr;
-  run(s, {"POST", "/v1/chat/completions", R"({"model":"m","stream":true,"messages":[]})"}, false, &rc);
+  run(s, {"POST", "/v1/chat/completions", R"({"model":"m","stream":true,"messages":[]})"}, &rc);
   EXPECT_TRUE(rc->strip_usage_chunk);
   EXPECT_NE(rc->body.find("include_usage"), std::string::npos);
 
   run(s, {"POST", "/v1/chat/completions",
-          R"({"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]})"},
-      false, &rc);
+          R"({"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]})"}, &rc);
   EXPECT_FALSE(rc->strip_usage_chunk);
 
-  run(s, {"POST", "/v1/embeddings", R"({"model":"m","input":"x"})"}, false, &rc);
+  run(s, {"POST", "/v1/embeddings", R"({"model":"m","input":"x"})"}, &rc);
   EXPECT_FALSE(rc->strip_usage_chunk);
 }
 
@@ -166,31 +158,31 @@ TEST(Stages, AliasesAndUpstreamModelRewriteTheBodyModel) {
                           ModelRoute{.name = "mini", .upstream_model = "gpt-4o-mini-2024-07-18"},
                           ModelRoute{.name = "*"}});
   RequestContext* rc = nullptr;
-  run(s, {"POST", "/v1/chat/completions", R"({"model":"llama3","messages":[]})"}, false, &rc);
+  run(s, {"POST", "/v1/chat/completions", R"({"model":"llama3","messages":[]})"}, &rc);
   EXPECT_EQ(rc->body, R"({"model":"meta-llama/Meta-Llama-3.1-8B-Instruct","messages":[]})");
   EXPECT_EQ(rc->info.model, "llama3");  // what the client asked for, for the log
-  run(s, {"POST", "/v1/chat/completions", R"({"model":"mini","stream":true,"messages":[]})"}, false, &rc);
+  run(s, {"POST", "/v1/chat/completions", R"({"model":"mini","stream":true,"messages":[]})"}, &rc);
   EXPECT_EQ(rc->body,
             R"({"stream_options":{"include_usage":true},"model":"gpt-4o-mini-2024-07-18","stream":true,"messages":[]})");
   // The canonical name itself and the catch-all leave the body alone.
   const std::string canonical = R"({"model":"meta-llama/Meta-Llama-3.1-8B-Instruct","messages":[]})";
-  run(s, {"POST", "/v1/chat/completions", canonical}, false, &rc);
+  run(s, {"POST", "/v1/chat/completions", canonical}, &rc);
   EXPECT_EQ(rc->body, canonical);
-  run(s, {"POST", "/v1/embeddings", R"({"model":"other","input":"x"})"}, false, &rc);
+  run(s, {"POST", "/v1/embeddings", R"({"model":"other","input":"x"})"}, &rc);
   EXPECT_EQ(rc->body, R"({"model":"other","input":"x"})");
 }
 
 TEST(Stages, RequestsWithoutAModelTakeTheDefaultRoute) {
   auto wild = settings_with({ModelRoute{.name = "a"}, ModelRoute{.name = "*"}});
   RequestContext* rc = nullptr;
-  Outcome o = run(wild, {"GET", "/v1/files", ""}, false, &rc);
+  Outcome o = run(wild, {"GET", "/v1/files", ""}, &rc);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   ASSERT_NE(rc->route, nullptr);
   EXPECT_EQ(rc->route->name, "*");
 
   auto dflt = settings_with({ModelRoute{.name = "a"}});
   dflt->default_route = ModelRoute{.upstream = 0};
-  o = run(dflt, {"GET", "/v1/files", ""}, false, &rc);
+  o = run(dflt, {"GET", "/v1/files", ""}, &rc);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   EXPECT_EQ(rc->route, &*dflt->default_route);
   // The default route does not take unknown models.
@@ -223,7 +215,7 @@ TEST(Stages, HeaderRulesRefuseNamingTheHeaderNeverItsValue) {
   ASSERT_TRUE(rules.has_value());
   s->admission.header_rules = std::move(*rules);
   RequestContext* rc = nullptr;
-  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Basic c2VjcmV0LXZhbHVl"}}}, false, &rc);
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Basic c2VjcmV0LXZhbHVl"}}}, &rc);
   EXPECT_EQ(o.result.status, 400);
   EXPECT_EQ(o.result.code, "invalid_header");
   EXPECT_EQ(o.last_stage, "validate");
@@ -251,7 +243,7 @@ TEST(Stages, AllowListRejectModeRefusesUnlistedHeaders) {
                       {{"content-type", "application/json"}, {"authorization", "Bearer k"}, {"x-request-id", "abc"}}});
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   RequestContext* rc = nullptr;
-  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"x-debug", "1"}}}, false, &rc);
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"x-debug", "1"}}}, &rc);
   EXPECT_EQ(o.result.status, 400);
   EXPECT_EQ(o.result.code, "header_not_allowed");
   EXPECT_EQ(o.last_stage, "route");
@@ -263,13 +255,13 @@ TEST(Stages, MemorySheddingAnswers503WithRetryAfter) {
   s->admission.memory.retry_after = std::chrono::milliseconds(2500);
   SharedPolicy policy(*s);
   *policy.shedding = true;
-  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);
+  Outcome o = run(s, {"POST", "/v1/chat/completions", kChat}, nullptr, &policy);
   EXPECT_EQ(o.result.status, 503);
   EXPECT_EQ(o.result.code, "overloaded");
   EXPECT_EQ(o.result.retry_after_s, 3);
   EXPECT_EQ(o.last_stage, "admit");
   *policy.shedding = false;
-  o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);
+  o = run(s, {"POST", "/v1/chat/completions", kChat}, nullptr, &policy);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
 }
 
@@ -280,26 +272,26 @@ TEST(Stages, ConcurrencyLimitsTakeSlotsAndRejectWhenTheQueueIsFull) {
   SharedPolicy policy(*s);
   const char* m = R"({"model":"m","messages":[]})";
   RequestContext* rc = nullptr;
-  Outcome o = run(s, {"POST", "/v1/chat/completions", m}, false, &rc, &policy);
+  Outcome o = run(s, {"POST", "/v1/chat/completions", m}, &rc, &policy);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   EXPECT_EQ(rc->slots.count, 2u);  // global and model
   EXPECT_EQ(policy.global->active(), 1u);
-  o = run(s, {"POST", "/v1/chat/completions", kChat}, false, &rc, &policy);  // the previous request ends first
+  o = run(s, {"POST", "/v1/chat/completions", kChat}, &rc, &policy);  // the previous request ends first
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   EXPECT_EQ(policy.global->active(), 1u);
   EXPECT_EQ(policy.per_model[0]->active(), 0u);
-  run(s, {"GET", "/not-the-api", ""}, false, nullptr, &policy);  // ends it: no slot held now
+  run(s, {"GET", "/not-the-api", ""}, nullptr, &policy);  // ends it: no slot held now
   EXPECT_EQ(policy.global->active(), 0u);
   ASSERT_TRUE(policy.global->try_acquire());
   ASSERT_TRUE(policy.global->try_acquire());  // the global limit is now held by others
-  o = run(s, {"POST", "/v1/chat/completions", kChat}, false, nullptr, &policy);  // no queue: refused at once
+  o = run(s, {"POST", "/v1/chat/completions", kChat}, nullptr, &policy);  // no queue: refused at once
   EXPECT_EQ(o.result.status, 503);
   EXPECT_EQ(o.result.code, "overloaded");
   EXPECT_EQ(o.last_stage, "limit");
   policy.global->release();
   policy.global->release();
   ASSERT_TRUE(policy.per_model[0]->try_acquire());  // the model's one slot taken
-  o = run(s, {"POST", "/v1/chat/completions", m}, false, nullptr, &policy);
+  o = run(s, {"POST", "/v1/chat/completions", m}, nullptr, &policy);
   EXPECT_EQ(o.result.status, 429);  // the model route answers 429
   EXPECT_EQ(o.result.retry_after_s, 1);
   // run() keeps the last request alive until the next call: end it (and its
@@ -329,12 +321,12 @@ TEST(Stages, ApiKeysAuthenticateAndLimitModels) {
   o = run(s, {"POST", "/v1/chat/completions", kChat, {{"authorization", "Basic " + key_a}}});
   EXPECT_EQ(o.result.status, 401);
 
-  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"Authorization", "bearer " + key_a}}}, false, &rc);
+  o = run(s, {"POST", "/v1/chat/completions", kChat, {{"Authorization", "bearer " + key_a}}}, &rc);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   ASSERT_NE(rc->principal, nullptr);
   EXPECT_EQ(rc->principal->id, "a");
   // An alias of an allowed route is allowed; another model is not.
-  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"l3","messages":[]})", {{"x-api-key", key_a}}}, false, &rc);
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"l3","messages":[]})", {{"x-api-key", key_a}}}, &rc);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   EXPECT_EQ(rc->principal->id, "a");
   o = run(s, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})", {{"x-api-key", key_a}}});
@@ -342,8 +334,7 @@ TEST(Stages, ApiKeysAuthenticateAndLimitModels) {
   EXPECT_EQ(o.result.code, "model_not_allowed");
   EXPECT_NE(o.result.message.find("'a'"), std::string::npos);
   // A key without a models list may use any.
-  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})", {{"x-api-key", key_b}}}, false,
-          &rc);
+  o = run(s, {"POST", "/v1/chat/completions", R"({"model":"gpt-9","messages":[]})", {{"x-api-key", key_b}}}, &rc);
   EXPECT_EQ(o.result.action, StageAction::kContinue);
   EXPECT_EQ(rc->principal->id, "b");
 }
