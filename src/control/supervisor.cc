@@ -32,12 +32,14 @@
 #include "http/listener.h"
 #include "net/deadline.h"
 #include "net/listener.h"
+#include "net/sleep.h"
 #include "obs/metrics_merge.h"
 
 namespace sluice::control {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using net::sleep_for;
 
 namespace {
 
@@ -49,11 +51,6 @@ constexpr auto kScrapeTimeout = 1000ms;
 constexpr int kCrashBurst = 3;
 constexpr int64_t kCrashWindowNs = 10'000'000'000;
 constexpr int64_t kMaxBackoffMs = 5000;
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(kNoThrow);
-}
 
 std::string json_string(std::string_view v) {
   std::string out = "\"";
@@ -357,41 +354,19 @@ asio::awaitable<void> Supervisor::drain_and_exit(const char* why) {
 
 asio::awaitable<std::string> Supervisor::upgrade(const char* why) {
   if (draining_) co_return "the gateway is draining";
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) co_return std::string("pipe: ") + std::strerror(errno);
   net::HandedSockets h;
   h.api = api_fds_;
   h.tls = tls_fds_;
   h.admin = admin_->native_handles();
-  h.ready_fd = p[1];
   std::fprintf(stderr, "sluice: supervisor: upgrade (%s): starting %s with the listening sockets\n", why,
                options_.executable.c_str());
-  auto pid = net::spawn_successor(options_.executable, options_.argv, h);
-  ::close(p[1]);
-  if (!pid) {
-    ::close(p[0]);
+  // The new supervisor reports ready once all its worker processes serve.
+  const net::SuccessorOutcome started = co_await net::start_successor(options_.executable, options_.argv, std::move(h), 60s);
+  if (!started.ready) {
     ++upgrades_failed_;
-    co_return pid.status().message();
-  }
-  asio::posix::stream_descriptor pipe(ctx_, p[0]);
-  net::Deadline deadline(ctx_.get_executor(), [&pipe] {
-    boost::system::error_code ec;
-    pipe.close(ec);
-  });
-  deadline.arm_ms(60'000);
-  std::string got;
-  char buf[16];
-  while (got.find('\n') == std::string::npos) {
-    auto [ec, n] = co_await pipe.async_read_some(asio::buffer(buf), kNoThrow);
-    if (ec || n == 0) break;
-    got.append(buf, n);
-  }
-  if (!got.starts_with("ready")) {
-    ::kill(*pid, SIGKILL);
-    ++upgrades_failed_;
-    std::fprintf(stderr, "sluice: supervisor: upgrade (%s) failed: the new supervisor (pid %d) did not serve; "
-                         "this tree keeps serving\n", why, static_cast<int>(*pid));
-    co_return "the new supervisor (pid " + std::to_string(*pid) + ") did not report ready";
+    std::fprintf(stderr, "sluice: supervisor: upgrade (%s) failed; this tree keeps serving: %s\n", why,
+                 started.error.c_str());
+    co_return started.error;
   }
   ++upgrades_ok_;
   admin_->close(0);

@@ -21,6 +21,7 @@
 #include "core/json_escape.h"
 #include "http/error_body.h"
 #include "net/listener.h"
+#include "net/sleep.h"
 #include "obs/build_info.h"
 #include "policy/memory_probe.h"
 
@@ -28,6 +29,7 @@ namespace sluice::gateway {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using net::sleep_for;
 
 namespace {
 
@@ -37,11 +39,6 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto kDrainCutGrace = 1000ms;
 // Idle upstream connections each endpoint keeps per worker when memory is trimmed.
 constexpr size_t kIdleUpstreamKeep = 4;
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(kNoThrow);
-}
 
 asio::awaitable<void> flush_log_periodically(obs::AccessLogBuffer* log) {
   for (;;) {

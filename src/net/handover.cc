@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,9 +15,19 @@
 #include <cstring>
 #include <string_view>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "net/sleep.h"
+
 extern char** environ;
 
 namespace sluice::net {
+
+namespace asio = boost::asio;
 
 namespace {
 
@@ -188,6 +200,80 @@ Result<HandedSockets> take_sockets_from(pid_t pid, const boost::asio::ip::tcp::e
                                       api.address().to_string() + ":" + std::to_string(api.port()));
   }
   return out;
+}
+
+namespace {
+
+enum class Heard { kReady, kGone, kTimedOut };
+
+// Reads the successor's pipe until a line, EOF or `timeout`. Takes `fd`.
+asio::awaitable<Heard> wait_ready(int fd, std::chrono::milliseconds timeout) {
+  using namespace asio::experimental::awaitable_operators;
+  auto ex = co_await asio::this_coro::executor;
+  asio::posix::stream_descriptor pipe(ex, fd);
+  asio::steady_timer timer(ex);
+  timer.expires_after(timeout);
+  char buf[16];
+  std::string got;
+  while (got.find('\n') == std::string::npos) {
+    auto r = co_await (pipe.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable)) ||
+                       timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (r.index() == 1) co_return Heard::kTimedOut;
+    auto [ec, n] = std::get<0>(r);
+    if (ec || n == 0) co_return Heard::kGone;  // it went away
+    got.append(buf, n);
+  }
+  co_return got.starts_with("ready") ? Heard::kReady : Heard::kGone;
+}
+
+// Reaps `pid` when it has exited, polling for up to `tries` x 10 ms.
+asio::awaitable<bool> reap(pid_t pid, int& status, int tries) {
+  for (int i = 0; i <= tries; ++i) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) co_return true;
+    if (i < tries) co_await sleep_for(std::chrono::milliseconds(10));
+  }
+  co_return false;
+}
+
+}  // namespace
+
+asio::awaitable<SuccessorOutcome> start_successor(std::string exe, std::vector<std::string> argv,
+                                                  HandedSockets sockets, std::chrono::milliseconds timeout) {
+  SuccessorOutcome out;
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    out.error = std::string("pipe: ") + std::strerror(errno);
+    co_return out;
+  }
+  sockets.ready_fd = p[1];
+  auto pid = spawn_successor(exe, argv, sockets);
+  ::close(p[1]);
+  if (!pid) {
+    ::close(p[0]);
+    out.error = pid.status().message();
+    co_return out;
+  }
+  out.pid = *pid;
+  const Heard heard = co_await wait_ready(p[0], timeout);
+  if (heard == Heard::kReady) {
+    out.ready = true;
+    co_return out;
+  }
+  // Gone, or not ready in time: it must not serve beside us half-started.
+  // One that closed the pipe is on its way out: a moment to exit by itself.
+  int status = 0;
+  const bool exited = heard == Heard::kGone && co_await reap(*pid, status, 100);
+  if (!exited) {
+    ::kill(*pid, SIGKILL);
+    (void)co_await reap(*pid, status, 100);
+  }
+  out.error = "the new process (pid " + std::to_string(*pid) + ") ";
+  if (exited && WIFEXITED(status)) out.error += "exited with code " + std::to_string(WEXITSTATUS(status));
+  else if (exited && WIFSIGNALED(status)) out.error += "was killed by signal " + std::to_string(WTERMSIG(status));
+  else if (heard == Heard::kGone) out.error += "closed its pipe without serving";
+  else out.error += "did not report ready within " + std::to_string(timeout.count()) + " ms";
+  out.error += " before it served";
+  co_return out;
 }
 
 void report_ready(int ready_fd) {

@@ -14,10 +14,12 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "core/status.h"
@@ -49,6 +51,18 @@ Result<pid_t> spawn_successor(const std::string& exe, const std::vector<std::str
 Result<HandedSockets> take_sockets_from(pid_t pid, const boost::asio::ip::tcp::endpoint& api,
                                         const std::optional<boost::asio::ip::tcp::endpoint>& tls,
                                         const boost::asio::ip::tcp::endpoint& admin);
+
+// Starts the successor (spawn_successor with a pipe of its own as
+// sockets.ready_fd) and waits until it reports ready, exits, or `timeout`
+// passes. One that does not become ready is killed (if still there) and
+// reaped; `error` says what happened ("exited with code 3", ...).
+struct SuccessorOutcome {
+  bool ready = false;
+  pid_t pid = 0;
+  std::string error;
+};
+boost::asio::awaitable<SuccessorOutcome> start_successor(std::string exe, std::vector<std::string> argv,
+                                                         HandedSockets sockets, std::chrono::milliseconds timeout);
 
 // The successor's side: tells the old process that it serves now.
 void report_ready(int ready_fd);

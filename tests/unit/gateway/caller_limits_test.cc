@@ -19,6 +19,9 @@ struct Fixture {
   std::shared_ptr<Settings> s = std::make_shared<Settings>();
   std::unique_ptr<testing::FakeExchange> ex;
   std::unique_ptr<RequestContext> rc;
+  // For a request kept while others come and go (request() replaces rc).
+  std::unique_ptr<testing::FakeExchange> kept_ex;
+  std::unique_ptr<RequestContext> kept;
 
   Fixture(Limits key, Limits team) {
     s->auth.teams.push_back(Team{.name = "t", .limits = team});
@@ -26,14 +29,23 @@ struct Fixture {
     s->pricing.push_back(Price{.model = "m", .input_per_mtok = 2, .output_per_mtok = 10});
   }
   RequestContext& request(int64_t prompt, std::optional<int64_t> max_tokens) {
-    ex = std::make_unique<testing::FakeExchange>(ctx, "POST", "/v1/chat/completions",
-                                                 std::vector<std::pair<std::string, std::string>>{}, "");
-    rc = std::make_unique<RequestContext>(*ex, nullptr, s);
-    rc->principal = &s->auth.keys[0];
-    rc->info.model = "m";
-    rc->info.estimated_prompt_tokens = prompt;
-    rc->info.max_tokens = max_tokens;
-    return *rc;
+    return make(ex, rc, prompt, max_tokens);
+  }
+  RequestContext& kept_request(int64_t prompt, std::optional<int64_t> max_tokens) {
+    return make(kept_ex, kept, prompt, max_tokens);
+  }
+
+ private:
+  RequestContext& make(std::unique_ptr<testing::FakeExchange>& e, std::unique_ptr<RequestContext>& r, int64_t prompt,
+                       std::optional<int64_t> max_tokens) {
+    e = std::make_unique<testing::FakeExchange>(ctx, "POST", "/v1/chat/completions",
+                                                std::vector<std::pair<std::string, std::string>>{}, "");
+    r = std::make_unique<RequestContext>(*e, nullptr, s);
+    r->principal = &s->auth.keys[0];
+    r->info.model = "m";
+    r->info.estimated_prompt_tokens = prompt;
+    r->info.max_tokens = max_tokens;
+    return *r;
   }
 };
 
@@ -54,13 +66,7 @@ TEST(CallerLimits, ReservationsThatDoNotFitAreRefused) {
 TEST(CallerLimits, AReloadKeepsCountsAndAppliesNewLimits) {
   Fixture f(Limits{.rpm = 3, .tpm = 1000}, Limits{});
   WorkerLimits w(*f.s, 1);
-  auto ex = std::make_unique<testing::FakeExchange>(f.ctx, "POST", "/v1/chat/completions",
-                                                    std::vector<std::pair<std::string, std::string>>{}, "");
-  RequestContext a(*ex, nullptr, f.s);
-  a.principal = &f.s->auth.keys[0];
-  a.info.model = "m";
-  a.info.estimated_prompt_tokens = 100;
-  a.info.max_tokens = 500;
+  RequestContext& a = f.kept_request(100, 500);
   ASSERT_FALSE(w.reserve(a, kT0, kWall).has_value());  // 1 request, 600 tokens
 
   // The same key with a higher tpm, a new key, the team gone.
@@ -93,13 +99,7 @@ TEST(CallerLimits, AReloadKeepsCountsAndAppliesNewLimits) {
 TEST(CallerLimits, SettlingFreesWhatWasNotUsed) {
   Fixture f(Limits{.tpm = 1000}, Limits{});
   WorkerLimits w(*f.s, 1);
-  auto ex = std::make_unique<testing::FakeExchange>(f.ctx, "POST", "/v1/chat/completions",
-                                                    std::vector<std::pair<std::string, std::string>>{}, "");
-  RequestContext a(*ex, nullptr, f.s);
-  a.principal = &f.s->auth.keys[0];
-  a.info.model = "m";
-  a.info.estimated_prompt_tokens = 100;
-  a.info.max_tokens = 500;
+  RequestContext& a = f.kept_request(100, 500);
   ASSERT_FALSE(w.reserve(a, kT0, kWall).has_value());  // 600 charged
   ASSERT_TRUE(w.reserve(f.request(0, 500), kT0, kWall).has_value());  // 1100 would not fit
   a.usage.prompt_tokens = 100;
