@@ -213,3 +213,33 @@ def _refused(host, port):
         return False
     except ConnectionRefusedError:
         return True
+
+
+def test_configmap_symlink_swap_is_seen(tmp_path):
+    """A Kubernetes ConfigMap volume: sluice.yaml -> ..data/sluice.yaml,
+    ..data -> ..<timestamp>; an update writes a new timestamped directory and
+    renames a new ..data symlink over the old one."""
+    mock = start_mock(tmp_path)
+    vol = tmp_path / "configmap"
+    vol.mkdir()
+
+    def publish(version, text):
+        d = vol / f"..2026_12_07_{version}"
+        d.mkdir()
+        (d / "sluice.yaml").write_text(text)
+        tmp_link = vol / "..data_tmp"
+        tmp_link.symlink_to(d.name)
+        os.replace(tmp_link, vol / "..data")
+
+    publish(1, gateway_config(mock.port, models='  - {name: "first", upstream: m}\n'))
+    (vol / "sluice.yaml").symlink_to("..data/sluice.yaml")
+    pf = tmp_path / "cm.port"
+    proc = Proc("cm", [str(BIN_DIR / "sluice"), "--config", str(vol / "sluice.yaml"), "--port-file", str(pf)],
+                tmp_path, pf)
+    port = proc.ports["api"]
+    assert chat(port, chat_body("first")).status == 200
+    publish(2, gateway_config(mock.port, models='  - {name: "second", upstream: m}\n'))
+    wait_until(lambda: chat(port, chat_body("second")).status == 200, 2 * SLACK, what="the swapped config is live")
+    assert chat(port, chat_body("first")).status == 404
+    assert "configuration reloaded (the file changed)" in proc.output()
+    assert proc.stop() == 0, proc.output()

@@ -204,3 +204,36 @@ def test_supervisor_reload_validates_first_and_forwards(tmp_path):
     assert m.get1("sluice_supervisor_config_reloads_total", result="rejected") == 1
     assert m.sum("sluice_config_reloads_total", result="ok") >= 2  # merged over the worker processes
     assert gw.proc.stop() == 0, gw.proc.output()[-3000:]
+
+
+def test_sigusr2_upgrades_the_whole_tree(tmp_path):
+    """SIGUSR2 to the supervisor: a new supervisor takes the sockets and starts
+    its worker processes; once they serve, the old tree drains and exits."""
+    mock = start_mock(tmp_path)
+    cfg = (f"server: {{listen: \"127.0.0.1:0\", admin_listen: \"127.0.0.1:0\", processes: 2, workers: 1,"
+           f" access_log: off, drain_timeout: 5s}}\n"
+           f"upstreams:\n  - name: m\n    endpoints: [\"http://127.0.0.1:{mock.port}\"]\n"
+           f"models:\n  - {{name: \"*\", upstream: m}}\n")
+    gw = start_gateway(tmp_path, cfg, workers=1)
+    port, admin = gw.port, gw.admin
+    old_workers = [w["pid"] for w in _workers(admin)]
+    stream = _Stream(port)
+    stream.start()
+    assert stream.started.wait(10 * SLACK)
+    gw.proc.signal(signal.SIGUSR2)
+    new_sup = wait_until(lambda: (p := json.loads(gw.proc.port_file.read_text())["pid"]) != gw.proc.pid and p,
+                         10 * SLACK, what="the new supervisor serves")
+    try:
+        assert chat(port, chat_body("m")).status == 200
+        new_workers = [w["pid"] for w in _workers(admin)]  # the admin socket is the new supervisor's
+        assert set(new_workers).isdisjoint(old_workers) and all(new_workers), new_workers
+        stream.join(20 * SLACK)
+        assert stream.complete and stream.error is None  # finished on the old tree
+        assert gw.proc.wait(15 * SLACK) == 0, gw.proc.output()[-3000:]
+        wait_until(lambda: not any(os.path.exists(f"/proc/{p}/status") and "State:\tZ" not in
+                                   open(f"/proc/{p}/status").read() for p in old_workers),
+                   10 * SLACK, what="the old worker processes exit")
+        assert chat(port, chat_body("m")).status == 200
+    finally:
+        os.kill(new_sup, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists(f"/proc/{new_sup}"), 15 * SLACK, what="the new supervisor stops")
