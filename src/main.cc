@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", port_file, "write {\"api\":PORT,\"admin\":PORT} here once listening");
   // Set by the supervisor (server.processes) for the processes it runs.
   std::string worker_process;
-  app.add_option(sluice::control::kWorkerProcessFlag, worker_process, "(internal) SLOT,THREADS,DIR")->group("");
+  app.add_option(sluice::control::kWorkerProcessFlag, worker_process, "(internal) SLOT,PROCESSES,THREADS,DIR")->group("");
   bool version = false;
   app.add_flag("--version,-V", version, "print version, git commit, build mode and library versions, and exit");
 
@@ -85,12 +85,14 @@ int main(int argc, char** argv) {
   }
 
   const bool is_worker = !worker_process.empty();
+  uint32_t worker_slot = 0, worker_processes = 1;
   if (is_worker) {
     // A worker process: the supervisor's sockets, an admin port of its own
     // for the supervisor to scrape, and it ends when the supervisor does.
-    unsigned slot = 0, threads = 0;
+    unsigned slot = 0, processes = 0, threads = 0;
     char dir[4096] = {};
-    if (std::sscanf(worker_process.c_str(), "%u,%u,%4095s", &slot, &threads, dir) != 3) {
+    if (std::sscanf(worker_process.c_str(), "%u,%u,%u,%4095s", &slot, &processes, &threads, dir) != 4 ||
+        processes == 0 || slot >= processes) {
       std::fprintf(stderr, "sluice: bad %s value\n", sluice::control::kWorkerProcessFlag);
       return 1;
     }
@@ -98,6 +100,8 @@ int main(int argc, char** argv) {
     load.admin_listen = "127.0.0.1:0";
     load.workers = std::to_string(threads);
     port_file = std::string(dir) + "/worker-" + std::to_string(slot) + ".json";
+    worker_slot = slot;
+    worker_processes = processes;
   }
   auto loaded = config_file.empty() ? sluice::control::load_embedded_default(load)
                                     : sluice::control::load_config_file(config_file, load);
@@ -157,6 +161,8 @@ int main(int argc, char** argv) {
   opts.argv.assign(argv, argv + argc);
   opts.load_config = load_again;
   opts.fixed_listeners = is_worker;
+  opts.process_slot = worker_slot;
+  opts.process_count = worker_processes;
 
   sluice::gateway::Gateway gw(std::make_shared<const sluice::gateway::Settings>(std::move(*loaded)), std::move(opts));
   sluice::Status st = gw.start();

@@ -207,7 +207,7 @@ void Supervisor::spawn(size_t i) {
   h.ready_fd = p[1];
   std::vector<std::string> argv = options_.argv;
   argv.push_back(kWorkerProcessFlag);
-  argv.push_back(std::to_string(i) + "," + std::to_string(threads_) + "," + dir_);
+  argv.push_back(std::to_string(i) + "," + std::to_string(slots_.size()) + "," + std::to_string(threads_) + "," + dir_);
   auto pid = net::spawn_successor(options_.executable, argv, h);
   ::close(p[1]);
   if (!pid) {

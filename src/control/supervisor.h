@@ -6,6 +6,11 @@
 //    once here; worker process i is handed its share (net/handover.h). Its
 //    sockets outlive it: connections the kernel queued on them while it was
 //    down are served by its replacement, not refused.
+//  - Limits are split: each worker process enforces its share of every
+//    concurrency limit, key/team rate limit and budget (as each thread does
+//    in one process) and of the memory limit; limits.state_file is kept per
+//    process (FILE.<slot>), so a restarted worker process restores its spend.
+//    (Redis shares limits exactly: limits.backend: redis.)
 //  - A worker process that dies is restarted at once (measured and logged);
 //    one that keeps dying is restarted with a growing back-off (crash loop).
 //    Only its own connections are affected.
@@ -43,7 +48,8 @@ struct SupervisorOptions {
 // Runs the supervisor until it is stopped; returns the exit code.
 int run_supervisor(std::shared_ptr<const gateway::Settings> settings, SupervisorOptions options);
 
-// The hidden option a worker process is started with: "--worker-process SLOT,THREADS,DIR".
+// The hidden option a worker process is started with:
+// "--worker-process SLOT,PROCESSES,THREADS,DIR".
 inline constexpr const char* kWorkerProcessFlag = "--worker-process";
 
 }  // namespace sluice::control

@@ -87,9 +87,11 @@ WorkerLimits::Cost WorkerLimits::actual_cost(const RequestContext& rc) {
 }
 
 WorkerLimits::WorkerLimits(const Settings& s, size_t workers, const WorkerLimits* previous,
-                           const Settings* previous_settings)
+                           const Settings* previous_settings, size_t processes)
     // With Redis these are the fallback: each replica's share of the limit.
-    : workers_(std::max<size_t>(1, workers) * (s.redis.enabled ? s.redis.expected_replicas : 1)) {
+    : workers_(std::max<size_t>(1, workers) * std::max<size_t>(1, processes) *
+               (s.redis.enabled ? s.redis.expected_replicas : 1)),
+      processes_(std::max<size_t>(1, processes)) {
   const int64_t window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.limits_window).count();
   std::unordered_map<std::string_view, std::shared_ptr<CallerLimits>> old_keys, old_teams;
   if (previous && previous_settings) {
@@ -235,7 +237,7 @@ void WorkerLimits::restore(const Settings& s, int64_t wall_s, std::string_view l
   const auto budgets = budgets_of(*c);
   for (size_t b = 0; b < budgets.size(); ++b)
     if (budget == kBudgetNames[b] && budgets[b]->enabled())
-      budgets[b]->restore(wall_s, period, (used + workers_ - 1) / workers_);  // each worker's share
+      budgets[b]->restore(wall_s, period, (used * processes_ + workers_ - 1) / workers_);  // this thread's share
 }
 
 void WorkerLimits::rate_limit_headers(RequestContext& rc, std::string& storage, std::vector<http::Header>& out) {

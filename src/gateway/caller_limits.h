@@ -45,8 +45,10 @@ class WorkerLimits {
   // `previous` (a config reload): keys and teams that are still there keep
   // their counters (the same objects, so requests reserved under the old
   // snapshot settle into them), with the new limits.
+  // `processes`: worker processes sharing the limits (server.processes; each
+  // enforces its share, like each worker thread).
   WorkerLimits(const Settings& s, size_t workers, const WorkerLimits* previous = nullptr,
-               const Settings* previous_settings = nullptr);
+               const Settings* previous_settings = nullptr, size_t processes = 1);
 
   // Charges the request's estimate to its key and team. On refusal returns
   // the error (429 rate_limit_exceeded / insufficient_quota with Retry-After)
@@ -83,7 +85,8 @@ class WorkerLimits {
   // `caller`, and the first `done` charges of `caller` (rpm, tpm, budgets).
   void rollback(RequestContext& rc, int caller, int done, int64_t now_ns, int64_t wall_s);
 
-  size_t workers_;
+  size_t workers_;    // shards of every limit: threads x processes (x Redis replicas, for the fallback)
+  size_t processes_;  // the state file is per process: a line holds this process's spend
   std::vector<std::shared_ptr<CallerLimits>> keys_, teams_;  // by index in settings.auth
 };
 

@@ -106,7 +106,7 @@ Status Gateway::start() {
   if (Status ms = start_memory_watermark(); !ms) return ms;
   if (s.uses_builtin_mock())
     if (Status st = start_mock(); !st) return st;
-  auto gen = make_generation(settings_, nullptr, mock_ ? mock_->port() : 0, &shedding_);
+  auto gen = make_generation(settings_, nullptr, mock_ ? mock_->port() : 0, &shedding_, options_.process_count);
   if (!gen) return gen.status();
   gen_ = std::move(*gen);
   main_metrics_->gauge(fam_->config_generation).set(1);
@@ -278,6 +278,11 @@ Status Gateway::start_memory_watermark() {
       source = "the cgroup's memory limit";
     }
   }
+  std::string what = source;
+  if (options_.process_count > 1 && limit > 0) {  // each worker process sheds at its share
+    limit /= options_.process_count;
+    what += ", this worker process's share";
+  }
   watermark_ = std::make_unique<policy::MemoryWatermark>(
       policy::MemoryWatermark::Options{.limit = limit, .high = m.high, .low = m.low});
   main_metrics_->gauge(fam_->memory_limit).set(static_cast<int64_t>(limit));
@@ -286,7 +291,7 @@ Status Gateway::start_memory_watermark() {
   } else {
     std::fprintf(stderr, "sluice: memory shedding above %.0f MiB, admitting again below %.0f MiB (%.0f%%/%.0f%% of %.0f MiB, %s)\n",
                  watermark_->high_bytes() / 1048576.0, watermark_->low_bytes() / 1048576.0, m.high * 100, m.low * 100,
-                 limit / 1048576.0, source);
+                 limit / 1048576.0, what.c_str());
   }
   return Status::ok();
 }
@@ -364,8 +369,14 @@ asio::awaitable<void> save_budgets_periodically(Gateway* g) {
 
 }  // namespace
 
-void Gateway::restore_budgets() {
+std::string Gateway::state_file() const {
   const std::string& path = settings_->limits_state_file;
+  if (path.empty() || options_.process_count <= 1) return path;
+  return path + "." + std::to_string(options_.process_slot);  // its replacement restores it
+}
+
+void Gateway::restore_budgets() {
+  const std::string path = state_file();
   if (path.empty()) return;
   std::ifstream in(path);
   if (!in) return;  // first start
@@ -383,7 +394,7 @@ void Gateway::restore_budgets() {
 // a rename: a crash leaves the previous file whole). Each worker is asked for
 // a fresh snapshot for the next round.
 void Gateway::save_budgets(bool workers_stopped) {
-  const std::string& path = settings_->limits_state_file;
+  const std::string path = state_file();
   if (path.empty() || contexts_.empty()) return;
   const int64_t wall_s = wall_us() / 1'000'000;
   std::map<std::string, uint64_t> total;  // "kind name budget period" -> used

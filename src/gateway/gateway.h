@@ -39,8 +39,11 @@ struct GatewayOptions {
   // A binary upgrade: the listening sockets the previous process handed over.
   net::HandedSockets handed;
   // A worker process of a supervisor (server.processes): its listening
-  // sockets are the supervisor's, so a reload does not move them.
+  // sockets are the supervisor's, so a reload does not move them; the
+  // limits, the memory limit and the budgets state file are split between
+  // the processes (slot i of process_count).
   bool fixed_listeners = false;
+  uint32_t process_slot = 0, process_count = 1;
   // `--upgrade-from PID`: the process whose sockets these are; told to drain
   // (SIGWINCH) once this one serves.
   pid_t predecessor = 0;
@@ -131,6 +134,7 @@ class Gateway {
   void update_scrape_gauges();
   Status start_memory_watermark();
   void restore_budgets();
+  std::string state_file() const;  // limits.state_file, per process with server.processes
   void give_back_memory();
 
   std::shared_ptr<const Settings> settings_;  // the current snapshot's (gen_->settings)

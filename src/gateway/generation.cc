@@ -1,5 +1,6 @@
 #include "gateway/generation.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "upstream/connection.h"
@@ -34,8 +35,9 @@ std::string pool_key(const Upstream& u, const upstream::Target& t) {
 
 Result<std::shared_ptr<const Generation>> make_generation(std::shared_ptr<const Settings> settings,
                                                           const Generation* previous, uint16_t mock_port,
-                                                          std::atomic<bool>* shedding) {
+                                                          std::atomic<bool>* shedding, uint32_t processes) {
   auto g = std::make_shared<Generation>();
+  g->processes = std::max<uint32_t>(1, processes);
   g->id = previous ? previous->id + 1 : 1;
   g->settings = std::move(settings);
   const Settings& s = *g->settings;
@@ -96,7 +98,7 @@ Result<std::shared_ptr<const Generation>> make_generation(std::shared_ptr<const 
     }
   }
   g->policy = std::make_shared<SharedPolicy>(s, shedding, previous ? previous->policy.get() : nullptr,
-                                             previous ? previous->settings.get() : nullptr);
+                                             previous ? previous->settings.get() : nullptr, g->processes);
   return std::shared_ptr<const Generation>(std::move(g));
 }
 

@@ -39,13 +39,15 @@ struct Generation {
   std::vector<std::shared_ptr<boost::asio::ssl::context>> tls;  // per upstream (null: plain)
   std::vector<std::vector<GenerationEndpoint>> endpoints;        // per upstream, per endpoint
   std::shared_ptr<SharedPolicy> policy;
+  uint32_t processes = 1;  // worker processes sharing the limits
 };
 
 // Builds the generation for `settings`. `mock_port` is where the embedded
 // mock listens (0 when it does not run: a builtin:mock endpoint is then an
-// error). `previous` is the generation running now, if any.
+// error). `previous` is the generation running now, if any. `processes`:
+// the worker processes that split the limits (server.processes; 1 alone).
 Result<std::shared_ptr<const Generation>> make_generation(std::shared_ptr<const Settings> settings,
                                                           const Generation* previous, uint16_t mock_port,
-                                                          std::atomic<bool>* shedding);
+                                                          std::atomic<bool>* shedding, uint32_t processes = 1);
 
 }  // namespace sluice::gateway

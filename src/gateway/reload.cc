@@ -110,7 +110,7 @@ ReloadOutcome Gateway::reload(const char* why) {
 
   if (next->uses_builtin_mock() && !mock_)
     if (Status st = start_mock(); !st) return reject(st.message());
-  auto gen = make_generation(next, gen_.get(), mock_ ? mock_->port() : 0, &shedding_);
+  auto gen = make_generation(next, gen_.get(), mock_ ? mock_->port() : 0, &shedding_, options_.process_count);
   if (!gen) return reject(gen.status().message());
 
   // A new address is bound before anything changes: a port in use rejects

@@ -11,9 +11,10 @@ using LimitPtr = SharedPolicy::LimitPtr;
 using OldLimits = std::unordered_map<std::string, LimitPtr>;
 
 // A limit for `scope`: the previous snapshot's, reconfigured, when it had one.
-LimitPtr make_limit(const Concurrency& c, const OldLimits& old, const std::string& scope) {
+LimitPtr make_limit(const Concurrency& c, const OldLimits& old, const std::string& scope, uint32_t processes) {
   if (!c.enabled()) return nullptr;
-  const policy::ConcurrencyLimit::Options o{c.max, c.queue, c.queue_timeout.count()};
+  auto share = [processes](uint32_t v) { return (v + processes - 1) / processes; };
+  const policy::ConcurrencyLimit::Options o{share(c.max), share(c.queue), c.queue_timeout.count()};
   if (auto it = old.find(scope); it != old.end()) {
     it->second->reconfigure(o);
     return it->second;
@@ -30,14 +31,16 @@ ptrdiff_t route_index(const Settings& s, const ModelRoute* route) {
 }  // namespace
 
 SharedPolicy::SharedPolicy(const Settings& s, std::atomic<bool>* shedding_flag, const SharedPolicy* previous,
-                           const Settings* previous_settings)
+                           const Settings* previous_settings, uint32_t processes)
     : shedding(shedding_flag ? shedding_flag : &own_shedding_) {
+  processes = std::max<uint32_t>(1, processes);
   OldLimits old;
   if (previous && previous_settings)
     for (auto& [scope, l] : previous->scopes(*previous_settings)) old.emplace(std::move(scope), std::move(l));
-  global = make_limit(s.admission.concurrency, old, "global");
-  for (const Upstream& u : s.upstreams) per_upstream.push_back(make_limit(u.concurrency, old, "upstream:" + u.name));
-  for (const ModelRoute& m : s.models) per_model.push_back(make_limit(m.concurrency, old, "model:" + m.name));
+  global = make_limit(s.admission.concurrency, old, "global", processes);
+  for (const Upstream& u : s.upstreams)
+    per_upstream.push_back(make_limit(u.concurrency, old, "upstream:" + u.name, processes));
+  for (const ModelRoute& m : s.models) per_model.push_back(make_limit(m.concurrency, old, "model:" + m.name, processes));
   auto caller = [](const Limits& l) {
     return l.max_concurrent ? Concurrency{.max = static_cast<uint32_t>(*l.max_concurrent), .queue = 0, .status = 429}
                             : Concurrency{};
@@ -45,9 +48,9 @@ SharedPolicy::SharedPolicy(const Settings& s, std::atomic<bool>* shedding_flag, 
   for (const ApiKey& k : s.auth.keys) key_configs.push_back(caller(k.limits));
   for (const Team& t : s.auth.teams) team_configs.push_back(caller(t.limits));
   for (size_t k = 0; k < key_configs.size(); ++k)
-    per_key.push_back(make_limit(key_configs[k], old, "key:" + s.auth.keys[k].id));
+    per_key.push_back(make_limit(key_configs[k], old, "key:" + s.auth.keys[k].id, processes));
   for (size_t t = 0; t < team_configs.size(); ++t)
-    per_team.push_back(make_limit(team_configs[t], old, "team:" + s.auth.teams[t].name));
+    per_team.push_back(make_limit(team_configs[t], old, "team:" + s.auth.teams[t].name, processes));
   auto some = [](const auto& v) { return std::any_of(v.begin(), v.end(), [](const auto& l) { return l != nullptr; }); };
   any_limit = global || some(per_upstream) || some(per_model) || some(per_key) || some(per_team);
 }

@@ -31,8 +31,11 @@ struct SharedPolicy {
   std::vector<Concurrency> key_configs, team_configs;
   bool any_limit = false;  // false: the limit stage has nothing to do
 
+  // `processes`: worker processes (server.processes) the limits are split
+  // between; each process enforces its share (rounded up) of each limit.
   explicit SharedPolicy(const Settings& s, std::atomic<bool>* shedding_flag = nullptr,
-                        const SharedPolicy* previous = nullptr, const Settings* previous_settings = nullptr);
+                        const SharedPolicy* previous = nullptr, const Settings* previous_settings = nullptr,
+                        uint32_t processes = 1);
   SharedPolicy(const SharedPolicy&) = delete;
   SharedPolicy& operator=(const SharedPolicy&) = delete;
 

@@ -28,7 +28,7 @@ WorkerGeneration::WorkerGeneration(asio::io_context& ctx, std::shared_ptr<const 
                                    const WorkerGeneration* previous)
     : shared(std::move(g)), settings(*shared->settings),
       caller_limits(settings, workers, previous ? &previous->caller_limits : nullptr,
-                    previous ? &previous->settings : nullptr) {
+                    previous ? &previous->settings : nullptr, shared->processes) {
   // This worker's pools for endpoints that did not change, by identity.
   std::unordered_map<std::string_view, std::shared_ptr<upstream::EndpointPool>> kept;
   if (previous)

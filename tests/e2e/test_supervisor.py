@@ -6,10 +6,11 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
-from conftest import (SANITIZED, SLACK, _parse_events, chat, chat_body, fetch_metrics, fetch_metrics_text, request,
+from conftest import (BIN_DIR, SANITIZED, SLACK, _parse_events, chat, chat_body, fetch_metrics, fetch_metrics_text, request,
                       start_gateway, start_mock, wait_until)
 
 STREAM_TOKENS = 60
@@ -237,3 +238,25 @@ def test_sigusr2_upgrades_the_whole_tree(tmp_path):
     finally:
         os.kill(new_sup, signal.SIGTERM)
         wait_until(lambda: not os.path.exists(f"/proc/{new_sup}"), 15 * SLACK, what="the new supervisor stops")
+
+
+def test_limits_are_split_between_worker_processes(tmp_path):
+    """A key's rpm and the global concurrency limit hold for the whole tree:
+    each worker process enforces its share, not the whole limit again."""
+    mock = start_mock(tmp_path)
+    out = subprocess.run([str(BIN_DIR / "sluice"), "keys", "new", "--id", "k"], capture_output=True, text=True,
+                         timeout=10, check=True).stdout
+    key = out.split("key:", 1)[1].split()[0]
+    line = [ln for ln in out.splitlines() if ln.strip().startswith("- {id:")][0].strip()
+    cfg = (f"server: {{listen: \"127.0.0.1:0\", admin_listen: \"127.0.0.1:0\", processes: 2, workers: 1,"
+           f" access_log: off, drain_timeout: 5s}}\n"
+           f"upstreams:\n  - name: m\n    endpoints: [\"http://127.0.0.1:{mock.port}\"]\n"
+           f"models:\n  - {{name: \"*\", upstream: m}}\n"
+           f"auth:\n  keys:\n    {line[:-1]}, limits: {{rpm: 4}}}}\n"
+           f"limits: {{window: 60s}}\n")
+    gw = start_gateway(tmp_path, cfg, workers=1)
+    statuses = [chat(gw.port, chat_body("m"), headers={"x-api-key": key, "x-mock-tokens": "1"}).status
+                for _ in range(16)]  # a new connection each: both processes get some
+    assert set(statuses) <= {200, 429}, statuses
+    assert 2 <= statuses.count(200) <= 4, statuses  # never 2 x 4
+    assert gw.proc.stop() == 0, gw.proc.output()[-3000:]
