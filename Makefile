@@ -3,7 +3,7 @@ JOBS ?= 2
 PYTEST := /usr/bin/python3 -m pytest
 CMAKE_GEN := -G Ninja
 
-.PHONY: all bootstrap build run image test test-release test-asan test-tsan fuzz-smoke fuzz bench-quick bench-startup clean
+.PHONY: all bootstrap build run image test test-release test-asan test-tsan fuzz-smoke fuzz bench-quick bench-startup bench-micro clean
 
 all: build
 
@@ -80,6 +80,13 @@ fuzz: build-fuzz/build.ninja
 
 bench-quick: build
 	bench/quick.sh
+
+# Google Benchmark micro-benchmarks of the hot pieces (bench/micro): not part of
+# `make build`; extra arguments in BENCH_ARGS, e.g. BENCH_ARGS=--benchmark_filter=Sse.
+BENCH_ARGS ?=
+bench-micro: bootstrap build/build.ninja
+	ninja -C build -j$(JOBS) sluice_micro
+	build/bin/sluice_micro $(BENCH_ARGS)
 
 # Cold start to ready (/readyz 200) of the release binary on its embedded default.
 bench-startup: build
