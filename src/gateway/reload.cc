@@ -105,7 +105,9 @@ ReloadOutcome Gateway::reload(const char* why) {
   auto loaded = options_.load_config();
   if (!loaded) return reject(loaded.status().message());
   auto next = std::make_shared<const Settings>(std::move(*loaded));
-  const Settings& old = *settings_;
+  // Held: once published, the workers may drop the old snapshot at any time.
+  const std::shared_ptr<const Settings> old_settings = settings_;
+  const Settings& old = *old_settings;
   out.notes = restart_only_changes(old, *next);
 
   if (next->uses_builtin_mock() && !mock_)
