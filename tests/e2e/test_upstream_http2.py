@@ -142,7 +142,11 @@ def test_slow_client_stalls_only_its_own_upstream_stream(module_dir):
     stream window; the other requests on the same upstream connection go on."""
     m = start_mock(module_dir, "--max-tokens-cap", "200000")
     g = start_gateway(module_dir, gateway_config(
-        m.port, upstream_extra=h2_upstream(), timeouts={"client_stall": f"{int(5 * SLACK)}s", "ttft": "5s", "idle": "5s"}))
+        m.port, upstream_extra=h2_upstream(),
+        # Scaled like client_stall: under ASan with 24 stalled streams one of
+        # the ten once waited past a flat 5 s for its head (the time the ten
+        # take is bounded below anyway).
+        timeouts={"client_stall": f"{int(5 * SLACK)}s", "ttft": f"{int(5 * SLACK)}s", "idle": f"{int(5 * SLACK)}s"}))
     slow = []
     try:
         # Enough stalled streams that their windows together exceed the
