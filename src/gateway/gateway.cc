@@ -63,6 +63,15 @@ uint32_t connection_share(uint32_t max_connections, size_t workers) {
 
 }  // namespace
 
+Result<std::unique_ptr<net::TlsServer>> make_tls_server(const Settings& s) {
+  net::TlsServerOptions to;
+  for (const auto& [cert, key] : s.server.tls.certificates) to.certificates.push_back({cert, key});
+  to.tls12 = s.server.tls.tls12;
+  to.session_tickets = s.server.tls.session_tickets;
+  to.http2 = s.server.http2;
+  return net::TlsServer::create(std::move(to));
+}
+
 Gateway::Gateway(std::shared_ptr<const Settings> settings, GatewayOptions options)
     : settings_(std::move(settings)), options_(std::move(options)), workers_(settings_->server.workers) {
   if (!options_.config_path.empty()) config_hash_ = file_hash(options_.config_path);
@@ -119,12 +128,7 @@ Status Gateway::start() {
   api_ = std::move(*api);
 
   if (!s.server.tls.listen.empty()) {
-    net::TlsServerOptions to;
-    for (const auto& [cert, key] : s.server.tls.certificates) to.certificates.push_back({cert, key});
-    to.tls12 = s.server.tls.tls12;
-    to.session_tickets = s.server.tls.session_tickets;
-    to.http2 = s.server.http2;
-    auto tls = net::TlsServer::create(std::move(to));
+    auto tls = make_tls_server(s);
     if (!tls) return tls.status();
     tls_ = std::move(*tls);
     auto tep = net::parse_listen_address(s.server.tls.listen);
@@ -469,10 +473,11 @@ asio::awaitable<void> handle_control_signals(Gateway* g, asio::io_context* ctx) 
   }
 }
 
-asio::awaitable<void> watch_certificates(Gateway* g, const net::TlsServer* tls, std::chrono::milliseconds every) {
+asio::awaitable<void> watch_certificates(Gateway* g, std::chrono::milliseconds every) {
   for (;;) {
     co_await sleep_for(every);
-    if (tls->files_changed()) g->reload_certificates("files changed");
+    // The TLS server of the moment (a reload may add, replace or drop it).
+    if (const net::TlsServer* tls = g->tls_server(); tls && tls->files_changed()) g->reload_certificates("files changed");
   }
 }
 
@@ -482,9 +487,8 @@ int Gateway::run() {
   asio::co_spawn(main_ctx_, handle_control_signals(this, &main_ctx_), asio::detached);
   if (!options_.config_path.empty())
     asio::co_spawn(main_ctx_, watch_config_file(this, options_.config_path), asio::detached);
-  if (tls_ && settings_->server.tls.reload_check.count() > 0)
-    asio::co_spawn(main_ctx_, watch_certificates(this, tls_.get(), settings_->server.tls.reload_check),
-                   asio::detached);
+  if (settings_->server.tls.reload_check.count() > 0)
+    asio::co_spawn(main_ctx_, watch_certificates(this, settings_->server.tls.reload_check), asio::detached);
   asio::co_spawn(main_ctx_, wait_for_signal_then_drain(this, &main_ctx_, settings_->server.drain_timeout),
                  asio::detached);
   if (!settings_->limits_state_file.empty())

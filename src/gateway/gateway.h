@@ -84,6 +84,7 @@ class Gateway {
   uint16_t api_port() const { return api_ ? api_->port() : 0; }
   uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
   uint16_t tls_port() const { return tls_listener_ ? tls_listener_->port() : 0; }
+  const net::TlsServer* tls_server() const { return tls_.get(); }
   bool ready() const;
   // /healthz, /readyz, /metrics.
   boost::asio::awaitable<void> admin_handle(http::Exchange& ex);
@@ -144,6 +145,7 @@ class Gateway {
   // Listeners replaced by a reload; they stop accepting but are kept (their
   // accept loops may still be finishing on the workers).
   std::vector<std::unique_ptr<http::HttpListener>> retired_listeners_;
+  std::vector<std::unique_ptr<net::TlsServer>> retired_tls_;  // replaced by a reload; connections may use them
   obs::Registry registry_;
   std::unique_ptr<GatewayMetrics> fam_;
   obs::Shard* main_metrics_ = nullptr;  // written by the main thread only
@@ -170,6 +172,9 @@ class Gateway {
   std::atomic<bool> started_{false};
   std::atomic<size_t> drained_workers_{0};
 };
+
+// The TLS server for server.tls (certificates, versions, tickets, ALPN).
+Result<std::unique_ptr<net::TlsServer>> make_tls_server(const Settings& s);
 
 // Drains `g` (up to `deadline`, then cuts what is left) and stops `ctx`.
 boost::asio::awaitable<void> drain_then_stop(Gateway* g, boost::asio::io_context* ctx,

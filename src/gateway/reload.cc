@@ -31,6 +31,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+bool tls_options_changed(const Settings& a, const Settings& b) {
+  const ServerTls &ta = a.server.tls, &tb = b.server.tls;
+  return ta.certificates != tb.certificates || ta.tls12 != tb.tls12 || ta.session_tickets != tb.session_tickets ||
+         a.server.http2 != b.server.http2;
+}
+
 // Changes a reload notes but does not apply: they need a restart (or an
 // upgrade, which is one without downtime).
 std::vector<std::string> restart_only_changes(const Settings& a, const Settings& b) {
@@ -43,10 +49,10 @@ std::vector<std::string> restart_only_changes(const Settings& a, const Settings&
   note(a.server.admin_listen != b.server.admin_listen, "server.admin_listen");
   note(a.server.access_log != b.server.access_log, "server.access_log");
   note(a.server.max_connections != b.server.max_connections, "server.max_connections");
-  note(ta.listen != tb.listen || ta.certificates != tb.certificates || ta.tls12 != tb.tls12 ||
-           ta.session_tickets != tb.session_tickets || ta.reload_check != tb.reload_check ||
-           (!ta.listen.empty() && a.server.http2 != b.server.http2),
-       "server.tls");
+  // The TLS listener moves, comes and goes with a reload; new options on the
+  // same address need new sockets there, hence a restart.
+  note(ta.listen == tb.listen && !ta.listen.empty() && tls_options_changed(a, b), "server.tls (on the same address)");
+  note(ta.reload_check != tb.reload_check, "server.tls.reload_check");
   note(a.admission.audit_log != b.admission.audit_log, "admission.audit_log");
   note(a.admission.memory.sample != b.admission.memory.sample, "admission.memory.sample");
   note(a.admission.memory.stop_accepting != b.admission.memory.stop_accepting, "admission.memory.stop_accepting");
@@ -131,6 +137,28 @@ ReloadOutcome Gateway::reload(const char* why) {
     moved_api = std::move(*l);
   }
 
+  // The TLS listener added, removed or moved (with a new TLS server when its
+  // options changed too).
+  std::unique_ptr<http::HttpListener> moved_tls;
+  std::unique_ptr<net::TlsServer> new_tls_server;
+  const bool tls_moves = next->server.tls.listen != old.server.tls.listen && !options_.fixed_listeners;
+  if (next->server.tls.listen != old.server.tls.listen && options_.fixed_listeners)
+    out.notes.push_back("server.tls.listen changed: takes effect when the supervisor restarts or upgrades");
+  if (tls_moves && !next->server.tls.listen.empty()) {
+    if (!tls_ || tls_options_changed(old, *next)) {
+      auto t = make_tls_server(*next);
+      if (!t) return reject("server.tls: " + t.status().message());
+      new_tls_server = std::move(*t);
+    }
+    auto ep = net::parse_listen_address(next->server.tls.listen);
+    if (!ep) return reject("server.tls.listen: " + ep.status().message());
+    std::vector<asio::io_context*> ctxs;
+    for (size_t i = 0; i < workers_.size(); ++i) ctxs.push_back(&workers_.at(i).ctx());
+    auto l = http::HttpListener::open(ctxs, *ep);
+    if (!l) return reject("server.tls.listen: " + l.status().message());
+    moved_tls = std::move(*l);
+  }
+
   // Published: new requests take the new generation as each worker adopts
   // it; running ones finish on theirs.
   gen_ = std::move(*gen);
@@ -153,7 +181,28 @@ ReloadOutcome Gateway::reload(const char* why) {
     out.notes.push_back("now listening on " + next->server.listen + " (port " + std::to_string(api_->port()) + ")");
     if (!options_.port_file.empty()) (void)write_port_file();
   }
-  if (tls_) reload_certificates(why);
+  if (tls_moves) {
+    if (new_tls_server) {
+      if (tls_) retired_tls_.push_back(std::move(tls_));
+      tls_ = std::move(new_tls_server);
+    }
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      WorkerContext& w = *contexts_[i];
+      const http::ServeContext sc{&w.handler, &w.server_opts, &w, &w.connections, tls_.get()};
+      asio::post(workers_.at(i).ctx(), [n = moved_tls.get(), o = tls_listener_.get(), i, sc] {
+        if (n) n->start(i, sc);
+        if (o) o->close(i);
+      });
+    }
+    if (tls_listener_) retired_listeners_.push_back(std::move(tls_listener_));
+    tls_listener_ = std::move(moved_tls);
+    out.notes.push_back(tls_listener_ ? "TLS now on " + next->server.tls.listen + " (port " +
+                                            std::to_string(tls_listener_->port()) + ")"
+                                      : std::string("the TLS listener is closed"));
+    if (!options_.port_file.empty()) (void)write_port_file();
+  } else if (tls_) {
+    reload_certificates(why);
+  }
   const MemoryShedding &ma = old.admission.memory, &mb = next->admission.memory;
   if (ma.limit != mb.limit || ma.high != mb.high || ma.low != mb.low) (void)start_memory_watermark();
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (BIN_DIR, SLACK, Proc, Session, Target, assert_full_stream, chat, chat_body, fetch_metrics,
-                      gateway_config, request, start_gateway, start_mock, stream_chat, wait_until)
+                      gateway_config, request, start_gateway, start_mock, stream_chat, tls_listener, wait_until)
 
 STREAM_TOKENS = 30
 STREAM_ITL_MS = 40
@@ -242,4 +242,46 @@ def test_configmap_symlink_swap_is_seen(tmp_path):
     wait_until(lambda: chat(port, chat_body("second")).status == 200, 2 * SLACK, what="the swapped config is live")
     assert chat(port, chat_body("first")).status == 404
     assert "configuration reloaded (the file changed)" in proc.output()
+    assert proc.stop() == 0, proc.output()
+
+
+def test_reload_adds_moves_and_removes_the_tls_listener(tmp_path, server_pki):
+    """server.tls.listen by reload: a TLS listener appears, moves (with a new
+    certificate set) and goes; the cleartext listener is untouched."""
+    mock = start_mock(tmp_path)
+    cfg = tmp_path / "tls.yaml"
+    pf = tmp_path / "tls.port"
+    cfg.write_text(gateway_config(mock.port))
+    proc = Proc("tls", [str(BIN_DIR / "sluice"), "--config", str(cfg), "--port-file", str(pf)], tmp_path, pf)
+    admin, port = proc.ports["admin"], proc.ports["api"]
+    assert proc.ports["tls"] == 0
+
+    def reload_with(server):
+        _write(cfg, gateway_config(mock.port, server=server))
+        r = request(admin, "POST", "/admin/reload")
+        assert r.status == 200, r.body
+        return json.loads(r.body)["notes"]
+
+    def tls_chat(tls_port, host="127.0.0.1"):
+        t = Target(tls_port, "h1-tls", host=host, ssl_context=server_pki.client_context(["http/1.1"]),
+                   server_hostname="localhost")
+        return chat(t, chat_body("m"))
+
+    notes = reload_with({"tls": tls_listener((server_pki.cert, server_pki.key))})
+    assert any(n.startswith("TLS now on 127.0.0.1:0") for n in notes), notes
+    first = json.loads(pf.read_text())["tls"]
+    assert first and tls_chat(first).status == 200
+    # Moved, with options that need a new TLS server (TLS 1.3 only).
+    notes = reload_with({"tls": {**tls_listener((server_pki.cert, server_pki.key)), "listen": "[::1]:0",
+                                 "min_version": "1.3"}})
+    second = json.loads(pf.read_text())["tls"]
+    assert second and second != first, notes
+    assert tls_chat(second, host="::1").status == 200
+    wait_until(lambda: _refused("127.0.0.1", first), 2 * SLACK, what="the old TLS address stops accepting")
+    # Removed.
+    notes = reload_with({})
+    assert "the TLS listener is closed" in notes, notes
+    assert json.loads(pf.read_text())["tls"] == 0
+    wait_until(lambda: _refused("::1", second), 2 * SLACK, what="the TLS listener closes")
+    assert chat(port, chat_body("m")).status == 200
     assert proc.stop() == 0, proc.output()
