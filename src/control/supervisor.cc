@@ -131,14 +131,8 @@ Result<std::vector<int>> listening_sockets(const std::string& listen, size_t cou
   }
   asio::io_context scratch;
   asio::ip::tcp::endpoint bind_ep = *ep;
-  if (!fds.empty()) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getsockname(fds.front(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-      bind_ep.resize(len);
-      std::memcpy(bind_ep.data(), &ss, len);
-    }
-  }
+  if (!fds.empty())
+    if (auto have = net::bound_endpoint(fds.front())) bind_ep = *have;
   while (fds.size() < count) {
     auto acc = net::open_listener(scratch, bind_ep, /*reuse_port=*/true);
     if (!acc) return acc.status();

@@ -103,8 +103,7 @@ Gateway::~Gateway() {
 
 Status Gateway::start() {
   const Settings& s = *settings_;
-  std::vector<asio::io_context*> ctxs;
-  for (size_t i = 0; i < workers_.size(); ++i) ctxs.push_back(&workers_.at(i).ctx());
+  const std::vector<asio::io_context*> ctxs = worker_ctxs();
 
   auto log = obs::AccessLog::open(s.server.access_log);
   if (!log) return log.status();

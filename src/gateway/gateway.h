@@ -130,8 +130,10 @@ class Gateway {
   Result<std::unique_ptr<http::HttpListener>> open_listener(const std::vector<boost::asio::io_context*>& ctxs,
                                                             const boost::asio::ip::tcp::endpoint& ep,
                                                             std::vector<int>& handed);
-  Status move_listener(const std::string& listen, std::unique_ptr<http::HttpListener>& listener,
-                       const net::TlsServer* tls);
+  std::vector<boost::asio::io_context*> worker_ctxs();
+  // A listener on `listen` with an acceptor per worker (not started).
+  Result<std::unique_ptr<http::HttpListener>> open_worker_listener(const std::string& listen);
+  void switch_listener(http::HttpListener* next, http::HttpListener* old, const net::TlsServer* tls);
   void update_scrape_gauges();
   Status start_memory_watermark();
   void restore_budgets();

@@ -78,10 +78,8 @@ size_t Gateway::file_hash(const std::string& path) {
 // The embedded mock model's listener (127.0.0.1, a port of its own), on
 // every worker; started when a configuration first routes to builtin:mock.
 Status Gateway::start_mock() {
-  std::vector<asio::io_context*> ctxs;
-  for (size_t i = 0; i < workers_.size(); ++i) ctxs.push_back(&workers_.at(i).ctx());
   if (!options_.builtin_backend) return Status(Errc::kInvalid, "builtin:mock is not available in this build");
-  auto m = http::HttpListener::open(ctxs, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto m = http::HttpListener::open(worker_ctxs(), asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   if (!m) return m.status();
   mock_ = std::move(*m);
   mock_opts_.idle_timeout_ms = 300'000;
@@ -93,6 +91,31 @@ Status Gateway::start_mock() {
     else mock_->start(i, sc);
   }
   return Status::ok();
+}
+
+std::vector<asio::io_context*> Gateway::worker_ctxs() {
+  std::vector<asio::io_context*> ctxs;
+  for (size_t i = 0; i < workers_.size(); ++i) ctxs.push_back(&workers_.at(i).ctx());
+  return ctxs;
+}
+
+Result<std::unique_ptr<http::HttpListener>> Gateway::open_worker_listener(const std::string& listen) {
+  auto ep = net::parse_listen_address(listen);
+  if (!ep) return ep.status();
+  return http::HttpListener::open(worker_ctxs(), *ep);
+}
+
+// On each worker: accepting on the new listener first, then no longer on the
+// old one (either may be null); connections already open stay where they are.
+void Gateway::switch_listener(http::HttpListener* next, http::HttpListener* old, const net::TlsServer* tls) {
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    WorkerContext& w = *contexts_[i];
+    const http::ServeContext sc{&w.handler, &w.server_opts, &w, &w.connections, tls};
+    asio::post(workers_.at(i).ctx(), [next, old, i, sc] {
+      if (next) next->start(i, sc);
+      if (old) old->close(i);
+    });
+  }
 }
 
 ReloadOutcome Gateway::reload(const char* why) {
@@ -128,11 +151,7 @@ ReloadOutcome Gateway::reload(const char* why) {
     out.notes.push_back("server.listen changed: takes effect when the supervisor restarts or upgrades "
                         "(worker processes serve its sockets)");
   } else if (next->server.listen != old.server.listen) {
-    auto ep = net::parse_listen_address(next->server.listen);
-    if (!ep) return reject("server.listen: " + ep.status().message());
-    std::vector<asio::io_context*> ctxs;
-    for (size_t i = 0; i < workers_.size(); ++i) ctxs.push_back(&workers_.at(i).ctx());
-    auto l = http::HttpListener::open(ctxs, *ep);
+    auto l = open_worker_listener(next->server.listen);
     if (!l) return reject("server.listen: " + l.status().message());
     moved_api = std::move(*l);
   }
@@ -150,11 +169,7 @@ ReloadOutcome Gateway::reload(const char* why) {
       if (!t) return reject("server.tls: " + t.status().message());
       new_tls_server = std::move(*t);
     }
-    auto ep = net::parse_listen_address(next->server.tls.listen);
-    if (!ep) return reject("server.tls.listen: " + ep.status().message());
-    std::vector<asio::io_context*> ctxs;
-    for (size_t i = 0; i < workers_.size(); ++i) ctxs.push_back(&workers_.at(i).ctx());
-    auto l = http::HttpListener::open(ctxs, *ep);
+    auto l = open_worker_listener(next->server.tls.listen);
     if (!l) return reject("server.tls.listen: " + l.status().message());
     moved_tls = std::move(*l);
   }
@@ -166,16 +181,7 @@ ReloadOutcome Gateway::reload(const char* why) {
   for (size_t i = 0; i < workers_.size(); ++i)
     asio::co_spawn(workers_.at(i).ctx(), adopt_on_worker(contexts_[i].get(), gen_), asio::detached);
   if (moved_api) {
-    for (size_t i = 0; i < workers_.size(); ++i) {
-      WorkerContext& w = *contexts_[i];
-      const http::ServeContext sc{&w.handler, &w.server_opts, &w, &w.connections};
-      // Accepting on the new address first, then no longer on the old one;
-      // connections already open stay where they are.
-      asio::post(workers_.at(i).ctx(), [n = moved_api.get(), o = api_.get(), i, sc] {
-        n->start(i, sc);
-        o->close(i);
-      });
-    }
+    switch_listener(moved_api.get(), api_.get(), nullptr);
     retired_listeners_.push_back(std::move(api_));
     api_ = std::move(moved_api);
     out.notes.push_back("now listening on " + next->server.listen + " (port " + std::to_string(api_->port()) + ")");
@@ -186,14 +192,7 @@ ReloadOutcome Gateway::reload(const char* why) {
       if (tls_) retired_tls_.push_back(std::move(tls_));
       tls_ = std::move(new_tls_server);
     }
-    for (size_t i = 0; i < workers_.size(); ++i) {
-      WorkerContext& w = *contexts_[i];
-      const http::ServeContext sc{&w.handler, &w.server_opts, &w, &w.connections, tls_.get()};
-      asio::post(workers_.at(i).ctx(), [n = moved_tls.get(), o = tls_listener_.get(), i, sc] {
-        if (n) n->start(i, sc);
-        if (o) o->close(i);
-      });
-    }
+    switch_listener(moved_tls.get(), tls_listener_.get(), tls_.get());
     if (tls_listener_) retired_listeners_.push_back(std::move(tls_listener_));
     tls_listener_ = std::move(moved_tls);
     out.notes.push_back(tls_listener_ ? "TLS now on " + next->server.tls.listen + " (port " +

@@ -11,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 
 #include "gateway/gateway.h"
+#include "net/listener.h"
 
 namespace sluice::gateway {
 
@@ -21,13 +22,7 @@ Result<std::unique_ptr<http::HttpListener>> Gateway::open_listener(const std::ve
                                                                    const asio::ip::tcp::endpoint& ep,
                                                                    std::vector<int>& handed) {
   if (!handed.empty()) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    asio::ip::tcp::endpoint have;
-    if (::getsockname(handed.front(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-      have.resize(len);
-      std::memcpy(have.data(), &ss, len);
-    }
+    const asio::ip::tcp::endpoint have = net::bound_endpoint(handed.front()).value_or(asio::ip::tcp::endpoint{});
     // The configuration may have moved the address meanwhile: then the old
     // sockets are not ours to serve (the old process drains them).
     if (have.address() == ep.address() && (ep.port() == 0 || have.port() == ep.port())) {

@@ -142,11 +142,9 @@ Result<std::unique_ptr<HttpListener>> HttpListener::adopt(const std::vector<asio
   if (fds.empty() || ctxs.empty()) return Status(Errc::kInvalid, "no listening socket to take over");
   auto l = std::make_unique<HttpListener>();
   for (size_t j = 0; j < fds.size(); ++j) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getsockname(fds[j], reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-      return Status(Errc::kIo, "inherited socket " + std::to_string(fds[j]) + ": " + std::strerror(errno));
-    const auto protocol = ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+    const auto bound = net::bound_endpoint(fds[j]);
+    if (!bound) return Status(Errc::kIo, "inherited descriptor " + std::to_string(fds[j]) + " is not a TCP socket");
+    const auto protocol = bound->protocol();
     auto acc = std::make_unique<asio::ip::tcp::acceptor>(*ctxs[j % ctxs.size()]);
     boost::system::error_code ec;
     acc->assign(protocol, fds[j], ec);

@@ -21,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "net/listener.h"
 #include "net/sleep.h"
 
 extern char** environ;
@@ -168,14 +169,12 @@ Result<HandedSockets> take_sockets_from(pid_t pid, const boost::asio::ip::tcp::e
               std::strerror(errno) + " (pidfd_getfd needs the right to ptrace it)";
       break;
     }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    boost::asio::ip::tcp::endpoint have;
-    if (is_listening_socket(fd) && ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
-        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-      have.resize(len);
-      std::memcpy(have.data(), &ss, len);
-      std::vector<int>* into = have == api ? &out.api : have == admin ? &out.admin : tls && have == *tls ? &out.tls : nullptr;
+    const auto have = is_listening_socket(fd) ? bound_endpoint(fd) : std::nullopt;
+    if (have) {
+      std::vector<int>* into = *have == api     ? &out.api
+                               : *have == admin ? &out.admin
+                               : tls && *have == *tls ? &out.tls
+                                                      : nullptr;
       if (into) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
         into->push_back(fd);

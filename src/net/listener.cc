@@ -1,5 +1,9 @@
 #include "net/listener.h"
 
+#include <sys/socket.h>
+
+#include <cstring>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -78,6 +82,17 @@ Status check_port_free(const tcp::endpoint& ep) {
     return Status(Errc::kIo, "cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
                                  ": " + ec.message());
   return Status::ok();
+}
+
+std::optional<tcp::endpoint> bound_endpoint(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+  if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return std::nullopt;
+  tcp::endpoint ep;
+  ep.resize(len);
+  std::memcpy(ep.data(), &ss, len);
+  return ep;
 }
 
 void tune_socket(tcp::socket& s) {

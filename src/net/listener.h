@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include <boost/asio/io_context.hpp>
@@ -25,6 +26,10 @@ Result<tcp::acceptor> open_listener(asio::io_context& ctx, const tcp::endpoint& 
 // process that uses SO_REUSEPORT (which would otherwise silently share the
 // port with us). Call before open_listener() unless taking over on purpose.
 Status check_port_free(const tcp::endpoint& ep);
+
+// The IPv4/IPv6 address a socket descriptor is bound to, or nothing (not a
+// socket, another family).
+std::optional<tcp::endpoint> bound_endpoint(int fd);
 
 // Socket options for an accepted or connected socket (TCP_NODELAY).
 void tune_socket(tcp::socket& s);
