@@ -121,8 +121,12 @@ def test_concurrency_limit_queue_and_fast_rejections(module_dir, mock):
         done_at = [0.0] * (N + Q + K)
         first_at = [0.0] * (N + Q + K)
 
+        # The first N hold their slots for different times (400, 520, 640 ms), so the queued
+        # ones start at least 120 ms apart and their order shows through client-side timing.
+        tokens = [10 + 3 * i if i < N else 10 for i in range(N + Q + K)]
+
         def one(i):
-            hdrs = {"x-mock-itl-ms": "40", "x-mock-tokens": "10"}
+            hdrs = {"x-mock-itl-ms": "40", "x-mock-tokens": str(tokens[i])}
             s = stream_chat(g.port, chat_body(stream=True), hdrs, timeout=30 * SLACK,
                             on_event=lambda e, i=i: first_at.__setitem__(i, first_at[i] or time.monotonic()))
             results[i] = s
@@ -147,7 +151,7 @@ def test_concurrency_limit_queue_and_fast_rejections(module_dir, mock):
             assert done_at[i] - t0 < 1.0 * SLACK + 0.1 * (N + Q + K), "a full queue must refuse at once"
         for i in range(N + Q):
             assert results[i].status == 200 and results[i].done, (i, results[i].status)
-            assert len(results[i].content_events()) == 10
+            assert len(results[i].content_events()) == tokens[i]
         # The queued ones started in their order of arrival, after the first N.
         queued_starts = [first_at[i] for i in range(N, N + Q)]
         assert queued_starts == sorted(queued_starts), queued_starts
