@@ -112,6 +112,9 @@ def console_summary(res):
     sweep = sweep_table(res, plain=True)
     if sweep:
         out += ["", sweep]
+    lean = lean_table(res, plain=True)
+    if lean:
+        out += ["", lean]
     notes = findings(res)
     if notes:
         out += ["", "findings:"] + [f"  - {n}" for n in notes]
@@ -154,6 +157,53 @@ def sweep_table(res, plain=False):
         rows.append(cells)
     title = "concurrency sweep: p99 inter-event gap / chunk fidelity" + \
         (f" (tokens every {levels[0]['itl']} ms)" if levels else "")
+    if plain:
+        w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+        lines = [title, "  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(head))]
+        for r in rows:
+            lines.append("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
+        return "\n".join(lines)
+    return _md_table(head, rows)
+
+
+def lean_table(res, plain=False):
+    """The issue-13 figures side by side: CPU per small request and per streamed request (wrk), CPU per
+    event, memory per stream and p99 added inter-event gap under many paced streams (sluice-bench)."""
+    names = {s["name"] for s in res["scenarios"]}
+    paced = [s for s in res["scenarios"] if s["group"] == "paced"]
+    if not paced and not names & {"chat_wrk", "stream_wrk"}:
+        return ""
+    direct = next((t for t in res["targets"] if t["name"] == "direct"), None)
+    head = ["gateway"]
+    if "chat_wrk" in names:
+        head.append("CPU µs/chat req (wrk)")
+    if "stream_wrk" in names:
+        head.append("CPU µs/streamed req (wrk)")
+    for s in paced:
+        head += [f"{s['conc']} paced: CPU µs/event", f"{s['conc']} paced: KB/stream",
+                 f"{s['conc']} paced: p99 added gap ms"]
+    rows = []
+    for t in res["targets"]:
+        if t["status"] != "ok" or t["name"] == "direct" or t["proto"] == "h3":
+            continue
+        cells = [t["label"]]
+        for n in ("chat_wrk", "stream_wrk"):
+            if n in names:
+                e = _scen(t, n)
+                cells.append(_f(e.get("cpu_us_per_req"), "{:.1f}") if _ok(e) else e.get("status", "–"))
+        for s in paced:
+            e = _scen(t, s["name"])
+            if not _ok(e):
+                cells += [e.get("status", "–"), "", ""]
+                continue
+            gap = (e.get("gap_ms") or {}).get("p99")
+            d = _scen(direct, s["name"]) if direct else {}
+            dgap = (d.get("gap_ms") or {}).get("p99") if _ok(d) else None
+            added = gap - dgap if gap is not None and dgap is not None else None
+            cells += [_f(e.get("cpu_us_per_event"), "{:.2f}"), _f(e.get("mem_per_stream_kb"), "{:.1f}"),
+                      _f(added, "{:+.2f}")]
+        rows.append(cells)
+    title = "lean core: CPU per request/event and memory per stream (lower is better)"
     if plain:
         w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
         lines = [title, "  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(head))]
@@ -313,6 +363,12 @@ def markdown(res, img_prefix):
     sw = sweep_table(res)
     if sw:
         L += ["### Concurrency sweep at a glance (p99 inter-event gap / fidelity)", "", sw, ""]
+    lean = lean_table(res)
+    if lean:
+        L += ["### Lean core at a glance", "",
+              "CPU per request from wrk runs (small chat; a streamed chat of 20 SSE events, unpaced); under "
+              "paced streams (22 events 50 ms apart, sluice-bench): CPU per event, memory per concurrent stream "
+              "= (peak − idle RSS) / streams, and the p99 inter-event gap minus direct's.", "", lean, ""]
     L += ["## Scenarios not run yet", ""] + [f"- {s['name']}: {s['reason']}" for s in res["skipped_scenarios"]]
     L += ["", "## Versions", ""]
     for t in res["targets"]:

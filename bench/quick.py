@@ -264,6 +264,42 @@ models:
     return per_req, p99
 
 
+def run_paced(port, pid, n, tokens=19, itl_ms=50, seconds=3.0):
+    """n concurrent paced streams (tokens+3 SSE events, itl_ms apart) through sluice-bench: the gateway's
+    CPU time per forwarded event and its memory per concurrent stream ((peak - idle RSS) / n)."""
+    import threading
+    bench = os.path.join(BIN, "sluice-bench")
+    out = tempfile.mktemp(prefix="sluice-paced-", suffix=".json")
+    idle = rss_kb(pid)
+    peak = [idle]
+    stop_sampling = threading.Event()
+
+    def sample():
+        while not stop_sampling.wait(0.05):
+            peak[0] = max(peak[0], rss_kb(pid))
+
+    warm = tokens * itl_ms / 1000 * 1.5
+    cmd = ["taskset", "-c", LOAD_CPU, bench, f"http://127.0.0.1:{port}/v1/chat/completions", "-c", str(n),
+           "-d", str(seconds), "--warmup", str(warm), "--stream-share", "1", "-H", f"x-mock-tokens: {tokens}",
+           "-H", f"x-mock-itl-ms: {itl_ms}", "-H", "x-mock-ttft-ms: 0", "--json", out]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(warm)
+    c0 = cpu_seconds(pid)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _, err = p.communicate(timeout=seconds + warm + 60)
+    c1 = cpu_seconds(pid)
+    stop_sampling.set()
+    th.join()
+    with open(out) as f:
+        r = json.load(f)
+    os.unlink(out)
+    events = r["events"]["received"]
+    return {"requests": r["requests"]["completed"], "errors": r["errors"]["total"], "cpu_s": c1 - c0,
+            "events": events, "cpu_us_per_event": (c1 - c0) / events * 1e6 if events else None,
+            "kb_per_stream": (peak[0] - idle) / n, "gap_p99_ms": r["gap_us"].get("p99", 0) / 1000}
+
+
 def idle_connection_memory(port, pid, n):
     """RSS added by n idle keep-alive connections (each served one request)."""
     import socket

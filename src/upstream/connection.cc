@@ -4,11 +4,14 @@
 
 #include <cerrno>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <openssl/ssl.h>
 
 namespace sluice::upstream {
 namespace {
-constexpr size_t kReadChunk = 8192;
+constexpr size_t kReadChunk = 4096;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 const http::h1::Limits kResponseLimits{64 * 1024, 256};
 }  // namespace
 
@@ -40,6 +43,7 @@ asio::awaitable<Status> Connection::connect(const tcp::endpoint& ep) {
 
 asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bufs) {
   reusable_ = false;
+  more_likely_ = false;  // the answer is not there yet: wait for it first
   ++requests_;
   auto [ec, n] = co_await io_.write(bufs);
   if (ec) {
@@ -50,8 +54,46 @@ asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bu
 }
 
 asio::awaitable<Result<size_t>> Connection::read_some() {
-  char* p = rbuf_.prepare(kReadChunk);
-  auto [ec, n] = co_await io_.read_some(asio::buffer(p, rbuf_.writable()));
+  boost::system::error_code ec;
+  size_t n = 0;
+  if (io_.tls()) {
+    char* p = rbuf_.prepare(kReadChunk);
+    std::tie(ec, n) = co_await io_.read_some(asio::buffer(p, rbuf_.writable()));
+  } else {
+    // Plain TCP: wait for bytes holding no buffer (an idle stream between two
+    // events holds none), then take what is there without blocking. A read
+    // that filled the buffer likely left more behind: that one is tried
+    // before waiting again. (Same system calls as a reactor read: a
+    // readiness wait instead of the read that finds nothing.)
+    for (;;) {
+      if (more_likely_) {
+        char* p = rbuf_.prepare(kReadChunk);
+        const size_t room = rbuf_.writable();
+        ssize_t got = ::recv(io_.lowest().native_handle(), p, room, MSG_DONTWAIT);
+        if (got > 0) {
+          n = static_cast<size_t>(got);
+          more_likely_ = n == room;
+          break;
+        }
+        if (got == 0) {
+          ec = asio::error::eof;
+          break;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          ec.assign(errno, boost::system::system_category());
+          break;
+        }
+      }
+      rbuf_.release_if_empty();
+      auto [wec] = co_await io_.lowest().async_wait(tcp::socket::wait_read, kNoThrow);
+      if (wec) {
+        ec = wec;
+        break;
+      }
+      more_likely_ = true;
+    }
+  }
   if (ec) {
     bool eof = is_eof(ec);
     open_ = open_ && eof;  // an orderly EOF still lets a close-delimited body end cleanly

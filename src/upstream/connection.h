@@ -53,6 +53,8 @@ class Connection {
   // For pooled connections: false if the peer closed it while idle.
   bool still_alive();
   void close();
+  // Gives the read buffer back to the worker's pool when it holds no bytes.
+  void release_buffer() { rbuf_.release_if_empty(); }
   uint64_t requests() const { return requests_; }
 
   void arm_deadline(int64_t at_ns) { deadline_.arm_at(at_ns); }
@@ -68,7 +70,8 @@ class Connection {
   bool reusable_ = false;
   uint64_t requests_ = 0;
 
-  FlatBuffer rbuf_{8192};
+  FlatBuffer rbuf_{4096};
+  bool more_likely_ = false;  // the last read filled the buffer: read again before waiting
   std::string head_storage_;
   http::ResponseHead head_;
   http::h1::ChunkedDecoder chunked_;

@@ -148,7 +148,9 @@ std::unique_ptr<Connection> EndpointPool::create() {
 }
 
 void EndpointPool::give_back(std::unique_ptr<Connection> c) {
-  if (c && c->reusable() && idle_.size() < max_idle_) idle_.push_back({std::move(c), SteadyClock::mono_ns()});
+  if (!c || !c->reusable() || idle_.size() >= max_idle_) return;
+  c->release_buffer();  // an idle connection holds no read buffer
+  idle_.push_back({std::move(c), SteadyClock::mono_ns()});
 }
 
 asio::awaitable<Result<tcp::endpoint>> EndpointPool::resolve() {

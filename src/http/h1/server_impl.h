@@ -166,6 +166,31 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
 
   // Reads more bytes into rbuf. Returns false on EOF, error or timeout.
   asio::awaitable<bool> read_more() {
+    if constexpr (!kIsTls<S>) {
+      // Plain TCP: wait for bytes holding no buffer (an idle keep-alive
+      // connection holds none), then take what is there without blocking.
+      // Bytes are likely there already on a new connection and after a read
+      // that filled the buffer: then the read comes first.
+      for (;;) {
+        if (more_likely) {
+          char* p = rbuf.prepare(kReadChunk);
+          const size_t room = rbuf.writable();
+          ssize_t n = ::recv(socket_of(sock).native_handle(), p, room, MSG_DONTWAIT);
+          if (n > 0) {
+            rbuf.commit(static_cast<size_t>(n));
+            more_likely = static_cast<size_t>(n) == room;
+            co_return true;
+          }
+          if (n == 0) co_return false;
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN && errno != EWOULDBLOCK) co_return false;
+        }
+        rbuf.release_if_empty();
+        auto [ec] = co_await socket_of(sock).async_wait(tcp::socket::wait_read, kNoThrow);
+        if (ec) co_return false;
+        more_likely = true;
+      }
+    }
     char* p = rbuf.prepare(kReadChunk);
     auto [ec, n] = co_await sock.async_read_some(asio::buffer(p, rbuf.writable()), kNoThrow);
     if (ec || n == 0) co_return false;
@@ -234,6 +259,7 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
   bool body_wait = false;  // the deadline guards a request body read (see BodyClock)
   bool peer_gone = false;
   bool watching = false;
+  bool more_likely = true;  // read_more(): bytes are likely waiting (plain TCP)
   uint64_t watch_gen = 0;
 
  private:
@@ -387,7 +413,10 @@ asio::awaitable<void> Connection<S>::run() {
 
     // 3. The exchange.
     ex.start(SteadyClock::mono_ns());
-    if (ex.body_done()) start_watch();
+    if (ex.body_done()) {
+      rbuf.release_if_empty();  // no buffer held while the handler runs
+      start_watch();
+    }
     try {
       co_await handler(ex);
     } catch (const std::exception&) {
@@ -405,7 +434,7 @@ asio::awaitable<void> Connection<S>::run() {
       }
     }
     if (broken || !ex.keep_alive() || !ex.body_done() || peer_gone) break;
-    rbuf.release_if_empty();
+    more_likely = false;  // the client reads the response before it sends more
   }
 
   deadline.disarm();
@@ -495,6 +524,7 @@ asio::awaitable<Status> H1Exchange<S>::read_body(std::string& out, uint64_t limi
     out.reserve(out.size() + 64);
   }
   body_state_ = BodyState::kDone;
+  rbuf.release_if_empty();  // no buffer held while the handler runs
   c_.start_watch();
   co_return Status::ok();
 }
