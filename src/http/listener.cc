@@ -37,12 +37,16 @@ asio::awaitable<void> serve_cleartext(tcp::socket sock, const ServeContext* ctx)
   {
     net::Deadline deadline(sock.get_executor(), [&sock] { close_socket(sock); });
     deadline.arm_ms(ctx->options->idle_timeout_ms);
-    char buf[4096];
+    // Read into `initial` itself: a buffer in this frame would stay for the
+    // connection's whole life (the frame lives as long as the codec runs).
+    constexpr size_t kChunk = 4096;
     while (initial.size() < h2::kClientPreface.size() &&
            h2::kClientPreface.starts_with(initial)) {
-      auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), kNoThrow);
+      const size_t have = initial.size();
+      initial.resize(have + kChunk);
+      auto [ec, n] = co_await sock.async_read_some(asio::buffer(initial.data() + have, kChunk), kNoThrow);
+      initial.resize(have + n);
       if (ec || n == 0) co_return;
-      initial.append(buf, n);
     }
   }
   pending.release();  // the codec adds the connection to the set before it first waits

@@ -8,6 +8,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <openssl/ssl.h>
 
+#include "net/direct_io.h"
+
 namespace sluice::upstream {
 namespace {
 constexpr size_t kReadChunk = 4096;
@@ -45,7 +47,15 @@ asio::awaitable<Status> Connection::write(std::span<const asio::const_buffer> bu
   reusable_ = false;
   more_likely_ = false;  // the answer is not there yet: wait for it first
   ++requests_;
-  auto [ec, n] = co_await io_.write(bufs);
+  boost::system::error_code ec;
+  if (io_.tls()) {
+    std::tie(ec, std::ignore) = co_await io_.write(bufs);
+  } else {
+    // Sent at once when the socket takes it all (no operation, no scheduler turn).
+    size_t sent = 0;
+    if (!net::try_send(io_.lowest().native_handle(), bufs, sent, ec) && !ec)
+      ec = co_await net::finish_send(io_.lowest(), bufs, sent);
+  }
   if (ec) {
     close();
     co_return Status(Errc::kClosed, "upstream write: " + ec.message());
@@ -66,26 +76,18 @@ asio::awaitable<Result<size_t>> Connection::read_some() {
     // before waiting again. (Same system calls as a reactor read: a
     // readiness wait instead of the read that finds nothing.)
     for (;;) {
-      if (more_likely_) {
+      if (more_likely_ && inline_reads_ < net::kMaxInlineReads) {
         char* p = rbuf_.prepare(kReadChunk);
         const size_t room = rbuf_.writable();
-        ssize_t got = ::recv(io_.lowest().native_handle(), p, room, MSG_DONTWAIT);
-        if (got > 0) {
-          n = static_cast<size_t>(got);
+        n = net::try_recv(io_.lowest().native_handle(), p, room, ec);
+        if (n > 0 || ec) {
           more_likely_ = n == room;
-          break;
-        }
-        if (got == 0) {
-          ec = asio::error::eof;
-          break;
-        }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-          ec.assign(errno, boost::system::system_category());
+          ++inline_reads_;
           break;
         }
       }
       rbuf_.release_if_empty();
+      inline_reads_ = 0;
       auto [wec] = co_await io_.lowest().async_wait(tcp::socket::wait_read, kNoThrow);
       if (wec) {
         ec = wec;

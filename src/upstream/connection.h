@@ -72,6 +72,7 @@ class Connection {
 
   FlatBuffer rbuf_{4096};
   bool more_likely_ = false;  // the last read filled the buffer: read again before waiting
+  int inline_reads_ = 0;      // reads in a row without a wait (net::kMaxInlineReads)
   std::string head_storage_;
   http::ResponseHead head_;
   http::h1::ChunkedDecoder chunked_;

@@ -21,6 +21,7 @@
 #include "http/h1/serialize.h"
 #include "http/transport.h"
 #include "net/deadline.h"
+#include "net/direct_io.h"
 
 namespace sluice::http::h1 {
 
@@ -175,15 +176,14 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
         if (more_likely) {
           char* p = rbuf.prepare(kReadChunk);
           const size_t room = rbuf.writable();
-          ssize_t n = ::recv(socket_of(sock).native_handle(), p, room, MSG_DONTWAIT);
+          boost::system::error_code ec;
+          const size_t n = net::try_recv(socket_of(sock).native_handle(), p, room, ec);
           if (n > 0) {
-            rbuf.commit(static_cast<size_t>(n));
-            more_likely = static_cast<size_t>(n) == room;
+            rbuf.commit(n);
+            more_likely = n == room;
             co_return true;
           }
-          if (n == 0) co_return false;
-          if (errno == EINTR) continue;
-          if (errno != EAGAIN && errno != EWOULDBLOCK) co_return false;
+          if (ec) co_return false;
         }
         rbuf.release_if_empty();
         auto [ec] = co_await socket_of(sock).async_wait(tcp::socket::wait_read, kNoThrow);
@@ -198,12 +198,27 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
     co_return true;
   }
 
-  template <class Buffers>
-  asio::awaitable<Status> write_all(const Buffers& bufs) {
+  asio::awaitable<Status> write_all(asio::const_buffer buf) {
+    co_return co_await write_all(std::span<const asio::const_buffer>(&buf, 1));
+  }
+  // Plain TCP: sent at once when the socket takes it all (no operation, no
+  // scheduler turn, no stall deadline armed); otherwise the rest waits for
+  // writability under the stall deadline.
+  asio::awaitable<Status> write_all(std::span<const asio::const_buffer> bufs) {
     if (broken) co_return Status(Errc::kClosed, "connection closed");
-    deadline.arm_ms(ex.write_timeout_ms() > 0 ? ex.write_timeout_ms() : opts.write_stall_ms);
-    auto [ec, n] = co_await asio::async_write(sock, bufs, kNoThrow);
-    deadline.disarm();
+    boost::system::error_code ec;
+    if constexpr (!kIsTls<S>) {
+      size_t sent = 0;
+      if (!net::try_send(socket_of(sock).native_handle(), bufs, sent, ec) && !ec) {
+        deadline.arm_ms(ex.write_timeout_ms() > 0 ? ex.write_timeout_ms() : opts.write_stall_ms);
+        ec = co_await net::finish_send(socket_of(sock), bufs, sent);
+        deadline.disarm();
+      }
+    } else {
+      deadline.arm_ms(ex.write_timeout_ms() > 0 ? ex.write_timeout_ms() : opts.write_stall_ms);
+      std::tie(ec, std::ignore) = co_await asio::async_write(sock, bufs, kNoThrow);
+      deadline.disarm();
+    }
     if (ec) {
       broken = true;
       if (timed_out) co_return Status(Errc::kTimeout, "client stopped reading");
