@@ -117,34 +117,20 @@ std::string sse_error_event(std::string_view message, std::string_view code) {
   return e;
 }
 
-}  // namespace
-
-asio::awaitable<void> forward(RequestContext& rc) {
+// Phase 1 of forward(): an endpoint that answers with a response head, with
+// failover while nothing reached the client. On success `call`, `pool` and
+// `sent_ns` describe the answering exchange; otherwise the client got its
+// error reply here and the result is false. (The phases are coroutines of
+// their own so that a long stream keeps only the second one's frame.)
+asio::awaitable<bool> reach_upstream(RequestContext& rc, UpstreamTimer& timer, std::unique_ptr<Call>& call,
+                                     EndpointPool*& pool, int64_t& sent_ns) {
   WorkerContext& w = *rc.w;
   WorkerGeneration& g = *rc.gen;
   const size_t u = rc.route->upstream;
   const Upstream& up = rc.settings->upstreams[u];
   const Timeouts& to = rc.route->timeouts;
-  rc.upstream_name = up.name;
   http::Exchange& ex = rc.ex;
-  ex.set_write_timeout_ms(to.client_stall.count());
-
-  UpstreamTimer timer(to);
-  std::unique_ptr<Call> call;
-  EndpointPool* pool = nullptr;
-  // The client vanishing cuts the upstream exchange at once (so does the
-  // gateway itself, through rc.live_call: WorkerContext::cut_live_requests).
   Call*& live = rc.live_call;
-  ex.set_abort_hook([&live] {
-    if (live) live->abort();
-  });
-  struct HookGuard {
-    RequestContext& rc;
-    ~HookGuard() {
-      rc.ex.set_abort_hook(nullptr);
-      rc.live_call = nullptr;
-    }
-  } hook_guard{rc};
 
   const std::vector<http::Header> fields = request_fields(rc, up);
   const auto& creq = ex.request();
@@ -155,7 +141,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   std::vector<int> tried;
   int stale_retries = 0;
   const int64_t t_start = SteadyClock::mono_ns();
-  int64_t sent_ns = t_start;  // when the request went to the endpoint that answered
+  sent_ns = t_start;  // when the request went to the endpoint that answered
   std::string last_error = "no endpoint";
   std::string_view failed_endpoint;  // of the last failure, for the log
   bool got_head = false;
@@ -234,11 +220,11 @@ asio::awaitable<void> forward(RequestContext& rc) {
       rc.status = 499;
       rc.error_code = "client_closed";
       w.metrics.counter(w.fam.client_aborts).inc();
-      co_return;
+      co_return false;
     }
     if (rc.cut) {
       co_await reply_locally(rc, StageResult::error(503, rc.cut, "the gateway is shutting down; retry elsewhere"));
-      co_return;
+      co_return false;
     }
     if (const char* f = timer.fired()) {
       std::string kind = std::string(f) == "connect" ? "connect" : std::string(f) == "total" ? "total" : "ttft";
@@ -253,32 +239,45 @@ asio::awaitable<void> forward(RequestContext& rc) {
       co_await reply_locally(rc,
                              StageResult::error(502, "upstream_unavailable", "upstream " + up.name + " failed: " + last_error));
     }
-    co_return;
+    co_return false;
   }
+  co_return true;
+}
+
+// Phase 2 of forward(): the response head and body to the client, event by
+// event for streams; usage; a clean end for a response that broke off.
+asio::awaitable<void> relay_response(RequestContext& rc, UpstreamTimer& timer, Call& conn, EndpointPool* pool,
+                                     int64_t sent_ns) {
+  WorkerContext& w = *rc.w;
+  WorkerGeneration& g = *rc.gen;
+  const Upstream& up = rc.settings->upstreams[rc.route->upstream];
+  const Timeouts& to = rc.route->timeouts;
+  http::Exchange& ex = rc.ex;
 
   // ---- The response head.
-  Call& conn = *call;
   const auto& uh = conn.head();
   const bool sse = uh.find("content-type").substr(0, 17) == "text/event-stream";
-  std::vector<http::Header> out_headers;
-  out_headers.reserve(uh.headers.size() + 1);
-  std::string_view conn_tokens = uh.find("connection");
-  for (const auto& f : uh.headers)
-    if (!drop_response_header(f.name, conn_tokens)) out_headers.push_back(f);
-  out_headers.push_back({"x-request-id", rc.request_id});
-  std::string limit_storage;  // x-ratelimit-* for the caller's key
-  if (rc.principal) g.caller_limits.rate_limit_headers(rc, limit_storage, out_headers);
-  std::optional<uint64_t> length;
-  if (!sse && !uh.chunked && uh.content_length) length = uh.content_length;
-  rc.status = uh.status;
   // An upstream that answers with an error: passed through as it is, logged
   // as an error and counted, and no tokens are estimated for it.
   const bool upstream_failed = uh.status >= 400;
-  if (upstream_failed) {
-    rc.error_code = "upstream_error";
-    w.metrics.counter(w.fam.upstream_errors, {up.name, uh.status >= 500 ? "http_5xx" : "http_4xx"}).inc();
+  {  // (a block: the header list's memory goes once the head is sent)
+    std::vector<http::Header> out_headers;
+    out_headers.reserve(uh.headers.size() + 1);
+    std::string_view conn_tokens = uh.find("connection");
+    for (const auto& f : uh.headers)
+      if (!drop_response_header(f.name, conn_tokens)) out_headers.push_back(f);
+    out_headers.push_back({"x-request-id", rc.request_id});
+    std::string limit_storage;  // x-ratelimit-* for the caller's key
+    if (rc.principal) g.caller_limits.rate_limit_headers(rc, limit_storage, out_headers);
+    std::optional<uint64_t> length;
+    if (!sse && !uh.chunked && uh.content_length) length = uh.content_length;
+    rc.status = uh.status;
+    if (upstream_failed) {
+      rc.error_code = "upstream_error";
+      w.metrics.counter(w.fam.upstream_errors, {up.name, uh.status >= 500 ? "http_5xx" : "http_4xx"}).inc();
+    }
+    (void)co_await ex.send_head(uh.status, out_headers, length);
   }
-  (void)co_await ex.send_head(uh.status, out_headers, length);
   // Headers go out now for streams, so clients see the response start even
   // before the first token; otherwise they travel with the first body bytes.
   if (sse && !conn.body_buffered()) (void)co_await ex.write({});
@@ -308,7 +307,13 @@ asio::awaitable<void> forward(RequestContext& rc) {
     std::string_view data = *piece;
     std::string_view to_send = data;
     if (sse) {
+      // The complete events go out; an incomplete one waits for its end.
+      // While no event started in an earlier piece and none is dropped, they
+      // are this piece's first bytes, sent from where they are; otherwise
+      // they are gathered in `out`.
       out.clear();
+      bool in_place = scanner.pending_bytes() == 0;
+      size_t complete = 0;
       Status fs = scanner.feed(data, [&](const llm::SseEvent& ev) {
         if (!ev.done && !ev.data.empty()) {
           auto facts = llm::inspect_stream_chunk(ev.data);
@@ -316,17 +321,20 @@ asio::awaitable<void> forward(RequestContext& rc) {
           if (facts.usage) llm::accumulate_usage(rc.usage, *facts.usage);  // Anthropic reports in parts
           if (rc.strip_usage_chunk && facts.usage_only) {
             w.metrics.counter(w.fam.usage_stripped).inc();
+            if (in_place) out.assign(data.substr(0, complete));
+            in_place = false;
             return;
           }
         }
-        out.append(ev.raw);
+        if (in_place) complete += ev.raw.size();
+        else out.append(ev.raw);
         ++rc.events;
       });
       if (!fs) {
         failure = "upstream sent an oversized SSE event";
         break;
       }
-      to_send = out;
+      to_send = in_place ? data.substr(0, complete) : std::string_view(out);
     } else if (!json_too_big) {
       if (json_body.size() + data.size() <= kMaxUsageBody) json_body.append(data);
       else json_too_big = true;
@@ -351,7 +359,7 @@ asio::awaitable<void> forward(RequestContext& rc) {
   }
   timer.stop();
   --pool->in_flight;
-  live = nullptr;
+  rc.live_call = nullptr;
   if (sse) w.metrics.counter(w.fam.stream_events).inc(rc.events);
 
   // ---- Usage: from the upstream, else estimated.
@@ -406,6 +414,37 @@ asio::awaitable<void> forward(RequestContext& rc) {
   } else {
     ex.reset();  // a truncated plain body must not look complete
   }
+}
+
+}  // namespace
+
+asio::awaitable<void> forward(RequestContext& rc) {
+  const Upstream& up = rc.settings->upstreams[rc.route->upstream];
+  rc.upstream_name = up.name;
+  rc.ex.set_write_timeout_ms(rc.route->timeouts.client_stall.count());
+
+  UpstreamTimer timer(rc.route->timeouts);
+  std::unique_ptr<Call> call;
+  EndpointPool* pool = nullptr;
+  int64_t sent_ns = 0;
+  // The client vanishing cuts the upstream exchange at once (so does the
+  // gateway itself, through rc.live_call: WorkerContext::cut_live_requests).
+  Call*& live = rc.live_call;
+  rc.ex.set_abort_hook([&live] {
+    if (live) live->abort();
+  });
+  struct HookGuard {
+    RequestContext& rc;
+    ~HookGuard() {
+      rc.ex.set_abort_hook(nullptr);
+      rc.live_call = nullptr;
+    }
+  } hook_guard{rc};
+
+  const bool answered = co_await reach_upstream(rc, timer, call, pool, sent_ns);
+  if (!answered) co_return;
+  std::string().swap(rc.body);  // sent, and no retry can follow: its memory goes
+  co_await relay_response(rc, timer, *call, pool, sent_ns);
 }
 
 }  // namespace sluice::gateway

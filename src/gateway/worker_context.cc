@@ -159,23 +159,29 @@ void WorkerContext::cut_live_requests(const char* reason, bool force) {
   }
 }
 
-asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
-  // The request shares ownership of the snapshot it starts with: a reload
-  // meanwhile changes nothing for it.
-  RequestContext rc(ex, this, std::shared_ptr<const Settings>(gen, &gen->settings), gen.get(), gen->shared->policy.get());
-  link(rc);
-  metrics.gauge(fam.streams).add(1);
-  bool answered = false;
+// The stages in order, until one answers (true) or all let the request
+// through (false). A coroutine of its own: its frame (stage results) is gone
+// before the request is forwarded.
+asio::awaitable<bool> WorkerContext::run_stages(RequestContext& rc) {
   for (auto& stage : stages) {
     StageResult r = stage->process(rc);
     if (r.action == StageAction::kSuspend) r = co_await stage->resume(rc);
     if (r.action == StageAction::kRespond) {
       if (rc.header_violation) audit_header_violation(rc);
       co_await reply_locally(rc, std::move(r));
-      answered = true;
-      break;
+      co_return true;
     }
   }
+  co_return false;
+}
+
+asio::awaitable<void> WorkerContext::handle(http::Exchange& ex) {
+  // The request shares ownership of the snapshot it starts with: a reload
+  // meanwhile changes nothing for it.
+  RequestContext rc(ex, this, std::shared_ptr<const Settings>(gen, &gen->settings), gen.get(), gen->shared->policy.get());
+  link(rc);
+  metrics.gauge(fam.streams).add(1);
+  const bool answered = co_await run_stages(rc);
   if (!answered) co_await forward(rc);
   metrics.gauge(fam.streams).add(-1);
   unlink(rc);

@@ -125,6 +125,7 @@ class WorkerContext final : public http::ServerObserver {
   void apply_server_options(const Settings& s);
   void register_metrics(const Settings& s);
   void audit_header_violation(RequestContext& rc);
+  boost::asio::awaitable<bool> run_stages(RequestContext& rc);
   void link(RequestContext& rc);
   void unlink(RequestContext& rc);
 

@@ -50,10 +50,12 @@ asio::awaitable<void> serve_cleartext(tcp::socket sock, const ServeContext* ctx)
     }
   }
   pending.release();  // the codec adds the connection to the set before it first waits
+  // The codec runs on as a coroutine of its own, so this frame goes now.
+  auto ex = sock.get_executor();
   if (initial.starts_with(h2::kClientPreface)) {
-    co_await h2::serve_connection(std::move(sock), *ctx, std::move(initial));
+    asio::co_spawn(ex, h2::serve_connection(std::move(sock), *ctx, std::move(initial)), asio::detached);
   } else {
-    co_await h1::serve_connection(std::move(sock), *ctx, std::move(initial));
+    asio::co_spawn(ex, h1::serve_connection(std::move(sock), *ctx, std::move(initial)), asio::detached);
   }
 }
 

@@ -64,7 +64,10 @@ class H1Call final : public Call {
     bufs_ = {asio::buffer(head_), asio::buffer(r.body)};
     return c_->write(bufs_);
   }
-  asio::awaitable<Status> read_head(bool request_was_head) override { return c_->read_head(request_was_head); }
+  asio::awaitable<Status> read_head(bool request_was_head) override {
+    std::string().swap(head_);  // sent: a long stream does not keep the request head
+    return c_->read_head(request_was_head);
+  }
   const http::ResponseHead& head() const override { return c_->head(); }
   asio::awaitable<Result<std::string_view>> read_body() override { return c_->read_body(); }
   bool body_buffered() const override { return c_->body_buffered(); }

@@ -4,7 +4,7 @@ namespace sluice::http::h1 {
 
 asio::awaitable<void> serve_connection(tcp::socket socket, const ServeContext& ctx, std::string initial) {
   auto conn = std::make_shared<detail::Connection<tcp::socket>>(std::move(socket), ctx, std::move(initial), nullptr);
-  co_await conn->run();
+  return conn->run(conn);
 }
 
 }  // namespace sluice::http::h1

@@ -119,7 +119,9 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
     }
   }
 
-  asio::awaitable<void> run();
+  // The connection's life. `self` keeps it alive from the moment the
+  // coroutine is created (serve_connection returns it without a frame of its own).
+  asio::awaitable<void> run(std::shared_ptr<Connection> self);
 
   std::string_view peer() {
     if (peer_.empty()) peer_ = peer_text(socket_of(sock));
@@ -373,8 +375,7 @@ asio::awaitable<void> Connection<S>::lingering_close() {
 }
 
 template <class S>
-asio::awaitable<void> Connection<S>::run() {
-  auto self = this->shared_from_this();
+asio::awaitable<void> Connection<S>::run(std::shared_ptr<Connection> self) {
   if (observer) observer->on_connection_open("HTTP/1.1");
   if (set_) set_->add(this);
 

@@ -6,7 +6,7 @@ asio::awaitable<void> serve_connection(std::unique_ptr<TlsStream> stream, const 
                                        std::shared_ptr<const void> keep) {
   auto conn = std::make_shared<detail::Connection<TlsStream>>(std::move(*stream), ctx, std::move(initial),
                                                               std::move(keep));
-  co_await conn->run();
+  return conn->run(conn);
 }
 
 }  // namespace sluice::http::h1
