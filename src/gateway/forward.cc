@@ -292,6 +292,7 @@ asio::awaitable<void> relay_response(RequestContext& rc, UpstreamTimer& timer, C
   bool first_piece = true;
   std::string failure;  // why the body did not complete
   bool client_gone = false;
+  bool ended = false;  // the response's end went out with the last piece
 
   for (;;) {
     timer.phase(first_piece ? "ttft" : "idle", first_piece ? to.ttft.count() : to.idle.count());
@@ -350,12 +351,17 @@ asio::awaitable<void> relay_response(RequestContext& rc, UpstreamTimer& timer, C
     }
     last_event_ns = t1;
     timer.client_turn();
-    Status ws = co_await ex.write(to_send);
+    // The body's last piece goes out together with the response's end.
+    ended = conn.body_complete() && (!sse || scanner.pending_bytes() == 0);
+    Status ws;
+    if (ended) ws = co_await ex.write_last(to_send);
+    else ws = co_await ex.write(to_send);
     if (!ws) {
       client_gone = true;
       failure = ws.code() == Errc::kTimeout ? "client_stall" : "client_closed";
       break;
     }
+    if (ended) break;
   }
   timer.stop();
   --pool->in_flight;
@@ -374,6 +380,10 @@ asio::awaitable<void> relay_response(RequestContext& rc, UpstreamTimer& timer, C
   }
 
   if (failure.empty() && !ex.aborted()) {
+    if (ended) {
+      conn.complete();
+      co_return;
+    }
     if (sse && scanner.pending_bytes() > 0) {
       std::string tail(scanner.take_pending());  // an unterminated last event: pass it on as sent
       (void)co_await ex.write(tail);

@@ -6,6 +6,14 @@
 
 namespace sluice::http {
 
+asio::awaitable<Status> Exchange::write_last(std::string_view data) {
+  if (!data.empty()) {
+    Status s = co_await write(data);
+    if (!s) co_return s;
+  }
+  co_return co_await finish();
+}
+
 asio::awaitable<Status> Exchange::respond(int status, std::span<const Header> headers,
                                           std::string_view body) {
   Status s = co_await send_head(status, headers, body.size());

@@ -48,6 +48,9 @@ class Exchange {
   virtual asio::awaitable<Status> write(std::string_view data) = 0;
   // End of the response body.
   virtual asio::awaitable<Status> finish() = 0;
+  // The body's last bytes and its end together (HTTP/1.1: one write with the
+  // last chunk). By default write() then finish().
+  virtual asio::awaitable<Status> write_last(std::string_view data);
 
   // A whole response at once (local replies, small bodies).
   asio::awaitable<Status> respond(int status, std::span<const Header> headers, std::string_view body);

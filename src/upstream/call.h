@@ -54,6 +54,9 @@ class Call {
   virtual asio::awaitable<Result<std::string_view>> read_body() = 0;
   // Body bytes already received (no I/O needed to get the next piece).
   virtual bool body_buffered() const = 0;
+  // The piece read last was the body's last: the next read_body() would
+  // return the end without I/O (so the answer's end can go with that piece).
+  virtual bool body_complete() const = 0;
 
   // Abandons the exchange now (the client left): pending operations fail.
   virtual void abort() = 0;

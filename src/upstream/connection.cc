@@ -176,7 +176,10 @@ asio::awaitable<Result<std::string_view>> Connection::read_body() {
             body_ = Body::kDone;
             reusable_ = head_.keep_alive && rbuf_.empty();
           }
-          if (!st.data.empty()) co_return st.data;
+          if (!st.data.empty()) {
+            take_body_end();
+            co_return st.data;
+          }
           if (st.done) co_return std::string_view{};
           if (st.consumed == 0) break;  // needs more bytes
         }
@@ -201,6 +204,24 @@ asio::awaitable<Result<std::string_view>> Connection::read_body() {
                        "upstream body incomplete: " + r.status().message());
     }
   }
+}
+
+void Connection::take_body_end() {
+  if (rbuf_.empty()) return;
+  http::h1::ChunkedDecoder probe = chunked_;  // a trial: payload ahead leaves the real one untouched
+  std::string_view rest = rbuf_.view();
+  size_t used = 0;
+  for (;;) {
+    auto st = probe.decode(rest.substr(used));
+    if (st.error || !st.data.empty()) return;
+    used += st.consumed;
+    if (st.done) break;
+    if (st.consumed == 0) return;  // needs more bytes
+  }
+  chunked_ = probe;
+  rbuf_.consume(used);
+  body_ = Body::kDone;
+  reusable_ = head_.keep_alive && rbuf_.empty();
 }
 
 Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file,

@@ -45,6 +45,8 @@ class Connection {
   asio::awaitable<Result<std::string_view>> read_body();
   // Bytes of body already received and waiting (no I/O needed to get them).
   bool body_buffered() const { return !rbuf_.empty(); }
+  // The body has ended: the piece read_body() returned last was its last.
+  bool body_complete() const { return body_ == Body::kDone; }
 
   // True when the last response ended cleanly and the connection may carry
   // another request.
@@ -64,6 +66,9 @@ class Connection {
 
  private:
   asio::awaitable<Result<size_t>> read_some();
+  // After a chunked piece: when the bytes received so far end the body (the
+  // last chunk and trailers, no more payload), takes them now.
+  void take_body_end();
 
   Transport io_;
   bool open_ = false;

@@ -125,6 +125,7 @@ class H2Call final : public Call {
   const http::ResponseHead& head() const override { return head_; }
   asio::awaitable<Result<std::string_view>> read_body() override;
   bool body_buffered() const override { return !s_->st.body.empty() || s_->st.body_done; }
+  bool body_complete() const override { return s_->st.body.empty() && s_->st.body_done; }
   void abort() override;
   void complete() override {}
   void arm_deadline(int64_t at_ns) override { deadline_.arm_at(at_ns); }

@@ -71,6 +71,7 @@ class H1Call final : public Call {
   const http::ResponseHead& head() const override { return c_->head(); }
   asio::awaitable<Result<std::string_view>> read_body() override { return c_->read_body(); }
   bool body_buffered() const override { return c_->body_buffered(); }
+  bool body_complete() const override { return c_->body_complete(); }
   void abort() override { c_->close(); }
   void complete() override { complete_ = true; }
   void arm_deadline(int64_t at_ns) override { c_->arm_deadline(at_ns); }

@@ -56,6 +56,7 @@ class H1Exchange final : public Exchange {
                                     std::optional<uint64_t> content_length) override;
   asio::awaitable<Status> write(std::string_view data) override;
   asio::awaitable<Status> finish() override;
+  asio::awaitable<Status> write_last(std::string_view data) override;
   void reset() override;
   asio::any_io_executor executor() const override;
   std::string_view peer_address() override { return c_.peer(); }
@@ -583,7 +584,7 @@ asio::awaitable<Status> H1Exchange<S>::send_head(int status, std::span<const Hea
 
 template <class S>
 asio::awaitable<Status> H1Exchange<S>::flush(std::string_view data, std::string_view trailer_bytes) {
-  std::array<asio::const_buffer, 4> bufs;
+  std::array<asio::const_buffer, 5> bufs;
   size_t n = 0;
   if (head_pending_) bufs[n++] = asio::buffer(out_);
   if (!data.empty()) {
@@ -597,10 +598,7 @@ asio::awaitable<Status> H1Exchange<S>::flush(std::string_view data, std::string_
       bufs[n++] = asio::buffer(data.data(), data.size());
     }
   }
-  if (!trailer_bytes.empty()) {
-    // Only used for the last chunk, which never shares a call with data.
-    bufs[n++] = asio::buffer(trailer_bytes.data(), trailer_bytes.size());
-  }
+  if (!trailer_bytes.empty()) bufs[n++] = asio::buffer(trailer_bytes.data(), trailer_bytes.size());  // the last chunk
   if (n == 0) co_return Status::ok();
   head_pending_ = false;
   Status s = co_await c_.write_all(std::span<const asio::const_buffer>(bufs.data(), n));
@@ -621,6 +619,17 @@ asio::awaitable<Status> H1Exchange<S>::finish() {
   if (!head_sent_) co_return Status(Errc::kInternal, "finish before send_head");
   if (finished_) co_return Status::ok();
   Status s = co_await flush({}, chunked_out_ ? kLastChunk : std::string_view{});
+  finished_ = s.is_ok();
+  if (close_delimited_) keep_alive_ = false;
+  co_return s;
+}
+
+template <class S>
+asio::awaitable<Status> H1Exchange<S>::write_last(std::string_view data) {
+  if (!head_sent_) co_return Status(Errc::kInternal, "finish before send_head");
+  if (finished_) co_return Status(Errc::kInternal, "write after finish");
+  if (no_body_) data = {};
+  Status s = co_await flush(data, chunked_out_ ? kLastChunk : std::string_view{});
   finished_ = s.is_ok();
   if (close_delimited_) keep_alive_ = false;
   co_return s;
