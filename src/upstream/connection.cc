@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -176,10 +177,7 @@ asio::awaitable<Result<std::string_view>> Connection::read_body() {
             body_ = Body::kDone;
             reusable_ = head_.keep_alive && rbuf_.empty();
           }
-          if (!st.data.empty()) {
-            take_body_end();
-            co_return st.data;
-          }
+          if (!st.data.empty()) co_return gather_chunks(st.data);
           if (st.done) co_return std::string_view{};
           if (st.consumed == 0) break;  // needs more bytes
         }
@@ -206,22 +204,25 @@ asio::awaitable<Result<std::string_view>> Connection::read_body() {
   }
 }
 
-void Connection::take_body_end() {
-  if (rbuf_.empty()) return;
-  http::h1::ChunkedDecoder probe = chunked_;  // a trial: payload ahead leaves the real one untouched
-  std::string_view rest = rbuf_.view();
-  size_t used = 0;
-  for (;;) {
-    auto st = probe.decode(rest.substr(used));
-    if (st.error || !st.data.empty()) return;
-    used += st.consumed;
-    if (st.done) break;
-    if (st.consumed == 0) return;  // needs more bytes
+std::string_view Connection::gather_chunks(std::string_view first) {
+  // Each later payload moves down over the chunk framing already consumed
+  // before it, so the pieces become one run of bytes behind `first`.
+  char* const base = const_cast<char*>(first.data());
+  size_t len = first.size();
+  while (!rbuf_.empty() && body_ == Body::kChunked) {
+    auto st = chunked_.decode(rbuf_.view());
+    if (st.error || (st.consumed == 0 && st.data.empty())) break;  // an error shows on the next read_body()
+    if (!st.data.empty()) {
+      std::memmove(base + len, st.data.data(), st.data.size());
+      len += st.data.size();
+    }
+    rbuf_.consume(st.consumed);
+    if (st.done) {
+      body_ = Body::kDone;
+      reusable_ = head_.keep_alive && rbuf_.empty();
+    }
   }
-  chunked_ = probe;
-  rbuf_.consume(used);
-  body_ = Body::kDone;
-  reusable_ = head_.keep_alive && rbuf_.empty();
+  return {base, len};
 }
 
 Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(bool verify, const std::string& ca_file,

@@ -66,9 +66,10 @@ class Connection {
 
  private:
   asio::awaitable<Result<size_t>> read_some();
-  // After a chunked piece: when the bytes received so far end the body (the
-  // last chunk and trailers, no more payload), takes them now.
-  void take_body_end();
+  // After a chunked piece: the payload of the chunks already received after
+  // it joins it (one piece, one write to the client), and the last chunk ends
+  // the body now when it is there.
+  std::string_view gather_chunks(std::string_view first);
 
   Transport io_;
   bool open_ = false;

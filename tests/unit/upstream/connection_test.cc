@@ -80,14 +80,25 @@ TEST(UpstreamConnection, LastChunkArrivingLaterIsReadThen) {
   EXPECT_TRUE(reusable);
 }
 
-TEST(UpstreamConnection, PayloadAheadIsNotTheEnd) {
+TEST(UpstreamConnection, ChunksReceivedTogetherBecomeOnePiece) {
   bool reusable = false;
-  auto got = read_response({std::string(kHead) + "5\r\nhello\r\n5\r\nworld\r\n0\r\nx-trailer: 1\r\n\r\n"}, &reusable);
+  auto got = read_response({std::string(kHead) + "5\r\nhello\r\n6;ext=1\r\n world\r\n1\r\n!\r\n0\r\n"
+                                                 "x-trailer: 1\r\n\r\n"},
+                           &reusable);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].data, "hello world!");
+  EXPECT_TRUE(got[0].complete);  // the last chunk and its trailer were there
+  EXPECT_TRUE(reusable);
+}
+
+TEST(UpstreamConnection, APartialChunkAfterTheFirstWaitsForItsBytes) {
+  bool reusable = false;
+  auto got = read_response({std::string(kHead) + "5\r\nhello\r\n6\r\n wo", "rld\r\n0\r\n\r\n"}, &reusable);
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0].data, "hello");
+  EXPECT_EQ(got[0].data, "hello wo");  // the payload bytes received so far go on at once
   EXPECT_FALSE(got[0].complete);
-  EXPECT_EQ(got[1].data, "world");
-  EXPECT_TRUE(got[1].complete);  // the last chunk and its trailer were there
+  EXPECT_EQ(got[1].data, "rld");
+  EXPECT_TRUE(got[1].complete);
   EXPECT_TRUE(reusable);
 }
 
