@@ -130,6 +130,15 @@ def _stream_desc(res):
     return f"{s['tokens']} tokens every {s['itl']} ms, {s['conc']} streams" if s else "not run"
 
 
+def _plain_table(title, head, rows):
+    """A titled text table: first column left-aligned, the others right-aligned."""
+    w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    lines = [title, "  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(head))]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
+    return "\n".join(lines)
+
+
 def sweep_table(res, plain=False):
     levels = [s for s in res["scenarios"] if s["group"] == "sweep"]
     if not levels:
@@ -157,13 +166,7 @@ def sweep_table(res, plain=False):
         rows.append(cells)
     title = "concurrency sweep: p99 inter-event gap / chunk fidelity" + \
         (f" (tokens every {levels[0]['itl']} ms)" if levels else "")
-    if plain:
-        w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-        lines = [title, "  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(head))]
-        for r in rows:
-            lines.append("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
-        return "\n".join(lines)
-    return _md_table(head, rows)
+    return _plain_table(title, head, rows) if plain else _md_table(head, rows)
 
 
 def lean_table(res, plain=False):
@@ -204,13 +207,7 @@ def lean_table(res, plain=False):
                       _f(added, "{:+.2f}")]
         rows.append(cells)
     title = "lean core: CPU per request/event and memory per stream (lower is better)"
-    if plain:
-        w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-        lines = [title, "  ".join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(head))]
-        for r in rows:
-            lines.append("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
-        return "\n".join(lines)
-    return _md_table(head, rows)
+    return _plain_table(title, head, rows) if plain else _md_table(head, rows)
 
 
 def findings(res):
