@@ -24,6 +24,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "core/flat_buffer.h"
+
 namespace sluice::net {
 
 namespace asio = boost::asio;
@@ -44,6 +46,18 @@ inline size_t try_recv(int fd, char* p, size_t n, boost::system::error_code& ec)
     if (errno != EAGAIN && errno != EWOULDBLOCK) ec.assign(errno, boost::system::system_category());
     return 0;
   }
+}
+
+// One non-blocking read into `buf` (at least `chunk` bytes of room). Returns
+// the bytes read; sets `full` when they filled the room (more is likely
+// waiting). 0 as for try_recv (EAGAIN with `ec` clear, or eof/error).
+inline size_t try_recv_into(int fd, FlatBuffer& buf, size_t chunk, bool& full, boost::system::error_code& ec) {
+  char* p = buf.prepare(chunk);
+  const size_t room = buf.writable();
+  const size_t n = try_recv(fd, p, room, ec);
+  buf.commit(n);
+  full = n == room;
+  return n;
 }
 
 // Sends what the socket takes now of `bufs` past the first `sent` bytes

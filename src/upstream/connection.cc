@@ -70,6 +70,7 @@ asio::awaitable<Result<size_t>> Connection::read_some() {
   if (io_.tls()) {
     char* p = rbuf_.prepare(kReadChunk);
     std::tie(ec, n) = co_await io_.read_some(asio::buffer(p, rbuf_.writable()));
+    if (!ec) rbuf_.commit(n);
   } else {
     // Plain TCP: wait for bytes holding no buffer (an idle stream between two
     // events holds none), then take what is there without blocking. A read
@@ -78,11 +79,8 @@ asio::awaitable<Result<size_t>> Connection::read_some() {
     // readiness wait instead of the read that finds nothing.)
     for (;;) {
       if (more_likely_ && inline_reads_ < net::kMaxInlineReads) {
-        char* p = rbuf_.prepare(kReadChunk);
-        const size_t room = rbuf_.writable();
-        n = net::try_recv(io_.lowest().native_handle(), p, room, ec);
+        n = net::try_recv_into(io_.lowest().native_handle(), rbuf_, kReadChunk, more_likely_, ec);
         if (n > 0 || ec) {
-          more_likely_ = n == room;
           ++inline_reads_;
           break;
         }
@@ -103,7 +101,6 @@ asio::awaitable<Result<size_t>> Connection::read_some() {
     if (!eof) close();
     co_return Status(eof ? Errc::kClosed : Errc::kIo, ec.message());
   }
-  rbuf_.commit(n);
   co_return n;
 }
 

@@ -177,15 +177,9 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
       // that filled the buffer: then the read comes first.
       for (;;) {
         if (more_likely) {
-          char* p = rbuf.prepare(kReadChunk);
-          const size_t room = rbuf.writable();
           boost::system::error_code ec;
-          const size_t n = net::try_recv(socket_of(sock).native_handle(), p, room, ec);
-          if (n > 0) {
-            rbuf.commit(n);
-            more_likely = n == room;
+          if (net::try_recv_into(socket_of(sock).native_handle(), rbuf, kReadChunk, more_likely, ec) > 0)
             co_return true;
-          }
           if (ec) co_return false;
         }
         rbuf.release_if_empty();
@@ -232,7 +226,9 @@ class Connection final : public ConnectionSet::Member, public std::enable_shared
 
   // Watches the idle read side while the handler runs: notices a client that
   // goes away, and takes in pipelined bytes without blocking the handler.
+  // The read buffer goes back to the pool when empty: none is held while the handler runs.
   void start_watch() {
+    rbuf.release_if_empty();
     if (watching || broken || peer_gone) return;
     watching = true;
     uint64_t gen = ++watch_gen;
@@ -430,10 +426,7 @@ asio::awaitable<void> Connection<S>::run(std::shared_ptr<Connection> self) {
 
     // 3. The exchange.
     ex.start(SteadyClock::mono_ns());
-    if (ex.body_done()) {
-      rbuf.release_if_empty();  // no buffer held while the handler runs
-      start_watch();
-    }
+    if (ex.body_done()) start_watch();
     try {
       co_await handler(ex);
     } catch (const std::exception&) {
@@ -541,7 +534,6 @@ asio::awaitable<Status> H1Exchange<S>::read_body(std::string& out, uint64_t limi
     out.reserve(out.size() + 64);
   }
   body_state_ = BodyState::kDone;
-  rbuf.release_if_empty();  // no buffer held while the handler runs
   c_.start_watch();
   co_return Status::ok();
 }
@@ -616,12 +608,8 @@ asio::awaitable<Status> H1Exchange<S>::write(std::string_view data) {
 
 template <class S>
 asio::awaitable<Status> H1Exchange<S>::finish() {
-  if (!head_sent_) co_return Status(Errc::kInternal, "finish before send_head");
-  if (finished_) co_return Status::ok();
-  Status s = co_await flush({}, chunked_out_ ? kLastChunk : std::string_view{});
-  finished_ = s.is_ok();
-  if (close_delimited_) keep_alive_ = false;
-  co_return s;
+  if (finished_ && head_sent_) co_return Status::ok();  // finishing twice is harmless
+  co_return co_await write_last({});
 }
 
 template <class S>
