@@ -49,7 +49,11 @@ def target(request, gw, server_pki):
 
 def test_missing_and_wrong_keys_get_401(target, keys, gw):
     key = keys["prod"][0]
-    for headers in ({}, {"authorization": "Bearer " + key[:-1] + "X"}, {"x-api-key": "sk-sluice-nope"},
+    # The key with its last character changed (to one it does not already end with: a random key
+    # ends with 'X' once in 62 draws, and then "key[:-1] + 'X'" was the valid key itself).
+    wrong = key[:-1] + ("Y" if key.endswith("X") else "X")
+    assert wrong != key
+    for headers in ({}, {"authorization": "Bearer " + wrong}, {"x-api-key": "sk-sluice-nope"},
                     {"authorization": "Basic " + key}):
         r = request(target, "POST", "/v1/chat/completions", chat_body("gpt-4o"), headers)
         if r.status != 401:
